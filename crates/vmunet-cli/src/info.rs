@@ -1,0 +1,70 @@
+//! `vmunet info`.
+
+use anyhow::Result;
+use burn::module::Module;
+
+use crate::util::{group, ModelSource};
+
+/// Arguments of `vmunet info`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    source: ModelSource,
+    /// Input size (H = W) for the stage shapes.
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let loaded = a.source.load()?;
+    let cfg = &loaded.config;
+    let params = loaded.model.num_params();
+    let stages = cfg.stage_shapes(a.size, a.size);
+    if a.json {
+        let v = serde_json::json!({
+            "source": loaded.label,
+            "format": loaded.info.as_ref().map(|i| i.format.to_string()),
+            "parameters": params,
+            "config": serde_json::to_value(cfg)?,
+            "stages": stages.iter().map(|s| serde_json::json!({
+                "name": s.name, "channels": s.channels, "height": s.height, "width": s.width,
+                "blocks": s.blocks, "d_inner": s.d_inner, "dt_rank": s.dt_rank,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("model:        VM-UNet ({})", loaded.label);
+    if let Some(info) = &loaded.info {
+        println!("format:       {} ({} tensors)", info.format, info.shapes.len());
+    }
+    println!("parameters:   {}", group(params));
+    println!("input:        N x {} x H x W, H and W multiples of {}", cfg.input_channels, cfg.size_multiple());
+    println!("classes:      {} ({})", cfg.num_classes, loaded.model.activation().as_str());
+    println!("dims:         {:?} (decoder {:?})", cfg.dims, cfg.dims_decoder());
+    println!("depths:       encoder {:?}, decoder {:?}", cfg.depths, cfg.depths_decoder);
+    println!(
+        "ssm:          d_state {}, d_conv {}, expand {}, dt_rank {}",
+        cfg.d_state,
+        cfg.d_conv,
+        cfg.ssm_expand,
+        cfg.dt_rank.map_or("ceil(C/16)".to_string(), |r| r.to_string())
+    );
+    println!("stages at {}x{}:", a.size, a.size);
+    println!("  {:<10} {:>8} {:>11} {:>7} {:>8} {:>8}", "stage", "channels", "size", "blocks", "d_inner", "dt_rank");
+    for s in stages {
+        println!(
+            "  {:<10} {:>8} {:>11} {:>7} {:>8} {:>8}",
+            s.name,
+            s.channels,
+            format!("{}x{}", s.height, s.width),
+            s.blocks,
+            s.d_inner,
+            s.dt_rank
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! `vmunet`: a thin command-line layer over the vmunet library crates.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod forward;
+mod info;
+mod segment;
+mod util;
+
+/// VM-UNet from checkpoint to point of care: inspect, run, segment and benchmark.
+#[derive(Parser)]
+#[command(name = "vmunet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a checkpoint's (or a preset's) configuration, parameter count and stage shapes.
+    Info(info::Args),
+    /// Run the model on an NCHW float32 .npy and write logits (or probabilities) as .npy.
+    Forward(forward::Args),
+    /// Segment images: writes NAME_mask.png and NAME_overlay.png at the original size.
+    Segment(segment::Args),
+    /// Time the forward pass on the CPU backend and report latency and peak memory.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Forward(a) => forward::run(a),
+        Command::Segment(a) => segment::run(a),
+        Command::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

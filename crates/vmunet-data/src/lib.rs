@@ -1,0 +1,40 @@
+//! Data in and out of VM-UNet: `.npy`/`.npz` tensors, image decoding and the official
+//! preprocessing, and postprocessing to masks and overlays. Written once and used by every
+//! runtime, so a deployed model sees exactly what the trained one saw.
+
+mod error;
+pub mod npy;
+pub mod postprocess;
+pub mod preprocess;
+mod resize;
+
+pub use error::DataError;
+pub use npy::{read_npy, read_npz, write_npy, Array};
+pub use postprocess::{mask_from_probabilities, overlay, save_png_atomic, Mask};
+pub use preprocess::{load_image, preprocess, ImageTensor, Preprocess};
+pub use resize::resize_bilinear;
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, then renames.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), DataError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let io = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}

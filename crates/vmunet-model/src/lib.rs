@@ -1,0 +1,25 @@
+//! VM-UNet (Ruan & Xiang, arXiv 2402.02491) on burn, numerically identical to the official
+//! PyTorch code (GitHub JCruan519/VM-UNet), generic over the backend.
+//!
+//! [`VmUnetConfig`] is the single description of the architecture; [`VmUnet`] is the network;
+//! [`checkpoint`] loads official `.pth` / safetensors files and the project's own records.
+
+pub mod checkpoint;
+mod config;
+mod error;
+mod patch;
+mod ss2d;
+mod trace;
+mod vmunet;
+mod vss;
+
+pub use config::{StageShape, VmUnetConfig};
+pub use error::ModelError;
+pub use patch::{PatchEmbed2D, PatchExpand2D, PatchMerging2D};
+pub use ss2d::Ss2d;
+pub use trace::Trace;
+pub use vmunet::{OutputActivation, VmUnet};
+pub use vss::{DropPath, VssBlock, VssLayer, VssLayerUp};
+
+/// The default CPU backend (burn-ndarray, f32).
+pub type CpuBackend = burn::backend::NdArray<f32>;

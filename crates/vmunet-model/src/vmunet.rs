@@ -1,0 +1,167 @@
+//! The whole network.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::{backend::Backend, Tensor};
+use vmunet_scan::ScanBackend;
+
+use crate::{
+    ModelError, PatchEmbed2D, PatchExpand2D, Trace, VmUnetConfig, VssLayer, VssLayerUp,
+};
+
+/// What turns logits into probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputActivation {
+    /// One class: per-pixel sigmoid.
+    Sigmoid,
+    /// Several classes: softmax over the class axis.
+    Softmax,
+}
+
+impl OutputActivation {
+    /// Name used in reports and metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sigmoid => "sigmoid",
+            Self::Softmax => "softmax",
+        }
+    }
+}
+
+/// VM-UNet: patch embedding, four encoder stages, four decoder stages with additive skips,
+/// x4 final expansion and a 1x1 convolution. Field names follow the official checkpoint keys.
+#[derive(Module, Debug)]
+pub struct VmUnet<B: Backend> {
+    /// Conv 4x4/4 + LayerNorm.
+    pub patch_embed: PatchEmbed2D<B>,
+    /// Encoder stages.
+    pub layers: Vec<VssLayer<B>>,
+    /// Decoder stages (deepest first).
+    pub layers_up: Vec<VssLayerUp<B>>,
+    /// Final x4 patch expansion.
+    pub final_up: PatchExpand2D<B>,
+    /// 1x1 convolution to classes.
+    pub final_conv: Conv2d<B>,
+    /// Expected input channels.
+    pub input_channels: usize,
+    /// H and W must be multiples of this.
+    pub size_multiple: usize,
+}
+
+impl<B: ScanBackend> VmUnet<B> {
+    pub(crate) fn new(cfg: &VmUnetConfig, dev: &B::Device) -> Self {
+        let c0 = cfg.dims[0];
+        Self {
+            patch_embed: PatchEmbed2D::new(
+                cfg.input_channels,
+                c0,
+                cfg.patch_size,
+                cfg.layer_norm_eps,
+                dev,
+            ),
+            layers: (0..cfg.num_stages())
+                .map(|i| VssLayer::new(cfg, i, dev))
+                .collect(),
+            layers_up: (0..cfg.num_stages())
+                .map(|i| VssLayerUp::new(cfg, i, dev))
+                .collect(),
+            final_up: PatchExpand2D::new(c0, 4, cfg.layer_norm_eps, dev),
+            final_conv: Conv2dConfig::new([c0 / 4, cfg.num_classes], [1, 1]).init(dev),
+            input_channels: cfg.input_channels,
+            size_multiple: cfg.size_multiple(),
+        }
+    }
+
+    /// Number of output classes.
+    pub fn num_classes(&self) -> usize {
+        self.final_conv.weight.dims()[0]
+    }
+
+    /// Sigmoid for one class, softmax otherwise.
+    pub fn activation(&self) -> OutputActivation {
+        if self.num_classes() == 1 {
+            OutputActivation::Sigmoid
+        } else {
+            OutputActivation::Softmax
+        }
+    }
+
+    /// Checks an NCHW input shape.
+    pub fn check_input(&self, shape: [usize; 4]) -> Result<(), ModelError> {
+        let [n, c, h, w] = shape;
+        let bad = |reason: String| {
+            Err(ModelError::Input {
+                shape: shape.to_vec(),
+                reason,
+            })
+        };
+        if n == 0 {
+            return bad("the batch is empty".into());
+        }
+        if c != self.input_channels && !(c == 1 && self.input_channels == 3) {
+            return bad(format!(
+                "the model expects {} channels{}, got {c}",
+                self.input_channels,
+                if self.input_channels == 3 { " (or 1, repeated)" } else { "" }
+            ));
+        }
+        let m = self.size_multiple;
+        if h == 0 || w == 0 || h % m != 0 || w % m != 0 {
+            return bad(format!(
+                "height and width must be positive multiples of {m} (got {h}x{w}); resize or pad the input"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Raw logits `(N, classes, H, W)` for an NCHW input.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, ModelError> {
+        self.forward_traced(x, &mut Trace::off())
+    }
+
+    /// Probabilities: sigmoid (one class) or softmax over classes.
+    pub fn forward_probabilities(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, ModelError> {
+        Ok(self.activate(self.forward(x)?))
+    }
+
+    /// Applies the output activation to logits.
+    pub fn activate(&self, logits: Tensor<B, 4>) -> Tensor<B, 4> {
+        match self.activation() {
+            OutputActivation::Sigmoid => sigmoid(logits),
+            OutputActivation::Softmax => softmax(logits, 1),
+        }
+    }
+
+    /// [`Self::forward`] reporting intermediate activations to `trace`.
+    pub fn forward_traced(
+        &self,
+        x: Tensor<B, 4>,
+        trace: &mut Trace<'_, B>,
+    ) -> Result<Tensor<B, 4>, ModelError> {
+        self.check_input(x.dims())?;
+        let x = if x.dims()[1] == 1 && self.input_channels == 3 {
+            x.repeat_dim(1, 3)
+        } else {
+            x
+        };
+        let mut x = self.patch_embed.forward(x);
+        trace.emit("patch_embed", "", &x);
+        let mut skips = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            skips.push(x.clone());
+            x = layer.forward(x, &format!("layers.{i}"), trace);
+        }
+        for (i, layer) in self.layers_up.iter().enumerate() {
+            if i > 0 {
+                x = x + skips[skips.len() - i].clone();
+            }
+            x = layer.forward(x, &format!("layers_up.{i}"), trace);
+        }
+        let x = self.final_up.forward(x);
+        trace.emit("final_up", "", &x);
+        let x = self.final_conv.forward(x.permute([0, 3, 1, 2]));
+        trace.emit("final_conv", "", &x);
+        Ok(x)
+    }
+}

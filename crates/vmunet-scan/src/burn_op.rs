@@ -1,0 +1,99 @@
+//! The scan as a burn operation.
+//!
+//! [`ScanBackend`] is the extension point a backend implements to run the scan its own way
+//! (a CubeCL kernel on burn-cuda/burn-wgpu, an autodiff-aware op for training). The default
+//! method runs [`CpuScan`] on host buffers, so every backend works out of the box.
+
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+
+use crate::{CpuScan, ScanDims, ScanInputs, SelectiveScan};
+
+/// A backend that can run the selective scan. Shapes follow mamba's `selective_scan_fn`:
+/// `u`, `delta`: `(B, C, L)`; `a`: `(C, N)`; `b`, `c`: `(B, K, N, L)`; `d`, `delta_bias`: `(C)`.
+/// Softplus is always applied to `delta + delta_bias`.
+pub trait ScanBackend: Backend {
+    /// Runs the scan and returns `y`, `(B, C, L)`.
+    fn selective_scan(
+        u: Tensor<Self, 3>,
+        delta: Tensor<Self, 3>,
+        a: Tensor<Self, 2>,
+        b: Tensor<Self, 4>,
+        c: Tensor<Self, 4>,
+        d: Tensor<Self, 1>,
+        delta_bias: Tensor<Self, 1>,
+    ) -> Tensor<Self, 3> {
+        host_scan(&CpuScan, u, delta, a, b, c, d, delta_bias)
+    }
+}
+
+impl ScanBackend for burn::backend::NdArray<f32> {}
+impl ScanBackend for burn::backend::NdArray<f64> {}
+
+/// Calls `B::selective_scan` (free-function form for model code).
+#[allow(clippy::too_many_arguments)]
+pub fn selective_scan<B: ScanBackend>(
+    u: Tensor<B, 3>,
+    delta: Tensor<B, 3>,
+    a: Tensor<B, 2>,
+    b: Tensor<B, 4>,
+    c: Tensor<B, 4>,
+    d: Tensor<B, 1>,
+    delta_bias: Tensor<B, 1>,
+) -> Tensor<B, 3> {
+    B::selective_scan(u, delta, a, b, c, d, delta_bias)
+}
+
+fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("selective scan: float tensor converts to f32")
+}
+
+/// Runs `scan` on host copies of the tensors (any backend).
+#[allow(clippy::too_many_arguments)]
+pub fn host_scan<B: Backend>(
+    scan: &dyn SelectiveScan,
+    u: Tensor<B, 3>,
+    delta: Tensor<B, 3>,
+    a: Tensor<B, 2>,
+    b: Tensor<B, 4>,
+    c: Tensor<B, 4>,
+    d: Tensor<B, 1>,
+    delta_bias: Tensor<B, 1>,
+) -> Tensor<B, 3> {
+    let [batch, channels, len] = u.dims();
+    let [_, groups, d_state, _] = b.dims();
+    let device = u.device();
+    let dims = ScanDims {
+        batch,
+        channels,
+        len,
+        d_state,
+        groups,
+    };
+    let (u, delta, a, b, c, d, bias) = (
+        host(u),
+        host(delta),
+        host(a),
+        host(b),
+        host(c),
+        host(d),
+        host(delta_bias),
+    );
+    let inputs = ScanInputs {
+        dims,
+        u: &u,
+        delta: &delta,
+        a: &a,
+        b: &b,
+        c: &c,
+        d: &d,
+        delta_bias: &bias,
+        delta_softplus: true,
+    };
+    let y = scan
+        .forward(&inputs)
+        .unwrap_or_else(|e| panic!("selective scan called with inconsistent shapes: {e}"));
+    Tensor::from_data(TensorData::new(y, [batch, channels, len]), &device)
+}
