@@ -59,11 +59,21 @@ pub fn run(a: Args) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let params = loaded.model.num_params();
     let paper = loaded.config == vmunet_model::VmUnetConfig::paper(loaded.config.num_classes);
-    println!("vmunet bench: {} ({} parameters), input {:?}, {} threads available", loaded.label, group(params), shape, threads);
+    println!(
+        "vmunet bench: {} ({} parameters), input {:?}, {} threads available",
+        loaded.label,
+        group(params),
+        shape,
+        threads
+    );
     println!("| backend | runs | min s | p50 s | p95 s | images/s | peak RSS MB | vs PyTorch eager (38.9 s) |");
     println!("|---|---|---|---|---|---|---|---|");
     let ratio = if paper && a.size == 256 && a.batch == 1 {
-        format!("{:.3}x ({:.0}x faster)", p50 / PYTORCH_PAPER_SECONDS, PYTORCH_PAPER_SECONDS / p50)
+        format!(
+            "{:.3}x ({:.0}x faster)",
+            p50 / PYTORCH_PAPER_SECONDS,
+            PYTORCH_PAPER_SECONDS / p50
+        )
     } else {
         "n/a (not the reference shape)".into()
     };

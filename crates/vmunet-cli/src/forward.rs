@@ -29,7 +29,10 @@ pub fn run(a: Args) -> Result<()> {
     let arr = read_npy(&a.input)?;
     let shape: [usize; 4] = match arr.shape.as_slice() {
         [n, c, h, w] => [*n, *c, *h, *w],
-        s => bail!("{}: expected a 4-D NCHW array, got shape {s:?}", a.input.display()),
+        s => bail!(
+            "{}: expected a 4-D NCHW array, got shape {s:?}",
+            a.input.display()
+        ),
     };
     let loaded = a.source.load()?;
     loaded
@@ -44,13 +47,20 @@ pub fn run(a: Args) -> Result<()> {
         loaded.model.forward(x)?
     };
     let dims = y.dims();
-    let data = y.into_data().into_vec::<f32>().context("reading the output tensor")?;
+    let data = y
+        .into_data()
+        .into_vec::<f32>()
+        .context("reading the output tensor")?;
     write_npy(&a.output, &dims, &data)?;
     eprintln!(
         "wrote {} {:?} ({})",
         a.output.display(),
         dims,
-        if a.probabilities { "probabilities" } else { "logits" }
+        if a.probabilities {
+            "probabilities"
+        } else {
+            "logits"
+        }
     );
     Ok(())
 }

@@ -39,22 +39,45 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("model:        VM-UNet ({})", loaded.label);
     if let Some(info) = &loaded.info {
-        println!("format:       {} ({} tensors)", info.format, info.shapes.len());
+        println!(
+            "format:       {} ({} tensors)",
+            info.format,
+            info.shapes.len()
+        );
     }
     println!("parameters:   {}", group(params));
-    println!("input:        N x {} x H x W, H and W multiples of {}", cfg.input_channels, cfg.size_multiple());
-    println!("classes:      {} ({})", cfg.num_classes, loaded.model.activation().as_str());
-    println!("dims:         {:?} (decoder {:?})", cfg.dims, cfg.dims_decoder());
-    println!("depths:       encoder {:?}, decoder {:?}", cfg.depths, cfg.depths_decoder);
+    println!(
+        "input:        N x {} x H x W, H and W multiples of {}",
+        cfg.input_channels,
+        cfg.size_multiple()
+    );
+    println!(
+        "classes:      {} ({})",
+        cfg.num_classes,
+        loaded.model.activation().as_str()
+    );
+    println!(
+        "dims:         {:?} (decoder {:?})",
+        cfg.dims,
+        cfg.dims_decoder()
+    );
+    println!(
+        "depths:       encoder {:?}, decoder {:?}",
+        cfg.depths, cfg.depths_decoder
+    );
     println!(
         "ssm:          d_state {}, d_conv {}, expand {}, dt_rank {}",
         cfg.d_state,
         cfg.d_conv,
         cfg.ssm_expand,
-        cfg.dt_rank.map_or("ceil(C/16)".to_string(), |r| r.to_string())
+        cfg.dt_rank
+            .map_or("ceil(C/16)".to_string(), |r| r.to_string())
     );
     println!("stages at {}x{}:", a.size, a.size);
-    println!("  {:<10} {:>8} {:>11} {:>7} {:>8} {:>8}", "stage", "channels", "size", "blocks", "d_inner", "dt_rank");
+    println!(
+        "  {:<10} {:>8} {:>11} {:>7} {:>8} {:>8}",
+        "stage", "channels", "size", "blocks", "d_inner", "dt_rank"
+    );
     for s in stages {
         println!(
             "  {:<10} {:>8} {:>11} {:>7} {:>8} {:>8}",

@@ -50,7 +50,11 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 })
                 .collect();
             if found.is_empty() {
-                bail!("{}: the folder holds no images ({})", p.display(), IMAGE_EXTS.join(", "));
+                bail!(
+                    "{}: the folder holds no images ({})",
+                    p.display(),
+                    IMAGE_EXTS.join(", ")
+                );
             }
             found.sort();
             out.extend(found);

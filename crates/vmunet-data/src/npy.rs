@@ -58,14 +58,22 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array, DataError> {
     let header = std::str::from_utf8(header).map_err(|_| fmt_err(path, "header is not text"))?;
     let field = |name: &str| -> Option<&str> {
         let i = header.find(&format!("'{name}'"))?;
-        Some(header[i + name.len() + 2..].trim_start().trim_start_matches(':').trim_start())
+        Some(
+            header[i + name.len() + 2..]
+                .trim_start()
+                .trim_start_matches(':')
+                .trim_start(),
+        )
     };
     let descr = field("descr")
         .and_then(|s| s.strip_prefix('\''))
         .and_then(|s| s.split('\'').next())
         .ok_or_else(|| fmt_err(path, "header has no 'descr'"))?;
     if field("fortran_order").is_some_and(|s| s.starts_with("True")) {
-        return Err(fmt_err(path, "Fortran-ordered arrays are not supported; save with np.ascontiguousarray"));
+        return Err(fmt_err(
+            path,
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray",
+        ));
     }
     let shape_txt = field("shape")
         .and_then(|s| s.strip_prefix('('))
@@ -126,8 +134,7 @@ pub fn encode_npy(shape: &[usize], data: &[f32]) -> Vec<u8> {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
@@ -152,8 +159,8 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Array>, DataError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut zip =
-        zip::ZipArchive::new(file).map_err(|e| fmt_err(path, format!("not a readable .npz: {e}")))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| fmt_err(path, format!("not a readable .npz: {e}")))?;
     let mut out = BTreeMap::new();
     for i in 0..zip.len() {
         let mut entry = zip
@@ -183,7 +190,11 @@ mod tests {
             let p = dir.path().join("a.npy");
             write_npy(&p, &shape, &data).unwrap();
             let raw = std::fs::read(&p).unwrap();
-            assert_eq!((raw.len() - data.len() * 4) % 64, 0, "header is 64-byte aligned");
+            assert_eq!(
+                (raw.len() - data.len() * 4) % 64,
+                0,
+                "header is 64-byte aligned"
+            );
             let a = read_npy(&p).unwrap();
             assert_eq!(a.shape, shape);
             assert_eq!(a.data, data);

@@ -129,7 +129,7 @@ mod tests {
         let m = mask_from_probabilities(&probs, 1, (2, 2), (2, 2), 0.5);
         assert_eq!(m.data, vec![0, 1, 1, 0]);
         assert_eq!(m.to_image().into_raw(), vec![0, 255, 255, 0]);
-        let probs = [0.1, 0.8, 0.3, 0.6, 0.1, 0.7, 0.3, 0.1, 0.0];
+        let probs = [0.1, 0.8, 0.3, 0.6, 0.1, 0.7, 0.3, 0.1, 0.9];
         let m = mask_from_probabilities(&probs, 3, (1, 3), (1, 3), 0.5);
         assert_eq!(m.data, vec![1, 0, 2]);
     }

@@ -76,7 +76,9 @@ pub fn preprocess(img: &DynamicImage, p: &Preprocess) -> ImageTensor {
     // to_*32f gives [0, 1]; the min-max rescale makes the scale irrelevant.
     let (lo, hi) = data
         .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     let range = hi - lo;
     let mut planar = vec![0f32; data.len()];
     for (i, px) in data.chunks_exact(channels).enumerate() {
@@ -116,7 +118,9 @@ mod tests {
             .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         // Blue is the joint maximum (100 -> 255), red's 50 the minimum (-> 0).
         assert!(lo.abs() < 1e-3 && (hi - 255.0).abs() < 1e-3, "{lo} {hi}");
-        assert!(t.data[2 * 256 * 256..].iter().all(|v| (v - 255.0).abs() < 1e-3));
+        assert!(t.data[2 * 256 * 256..]
+            .iter()
+            .all(|v| (v - 255.0).abs() < 1e-3));
     }
 
     #[test]

@@ -37,7 +37,11 @@ pub fn resize_bilinear(
     (h, w): (usize, usize),
     (out_h, out_w): (usize, usize),
 ) -> Vec<f32> {
-    assert_eq!(src.len(), channels * h * w, "resize: buffer does not match its shape");
+    assert_eq!(
+        src.len(),
+        channels * h * w,
+        "resize: buffer does not match its shape"
+    );
     if (h, w) == (out_h, out_w) {
         return src.to_vec();
     }

@@ -164,7 +164,10 @@ pub struct CheckpointInfo {
 impl CheckpointInfo {
     /// Total number of parameters stored.
     pub fn num_params(&self) -> usize {
-        self.shapes.values().map(|s| s.iter().product::<usize>()).sum()
+        self.shapes
+            .values()
+            .map(|s| s.iter().product::<usize>())
+            .sum()
     }
 }
 
@@ -172,9 +175,7 @@ impl CheckpointInfo {
 const RENAMES: [(&str, &str); 2] = [("A_logs", "a_logs"), ("Ds", "ds")];
 
 fn load_remaps() -> Vec<(String, String)> {
-    let mut v = vec![
-        (r"^(module\.)?(vmunet\.)?".to_string(), String::new()),
-    ];
+    let mut v = vec![(r"^(module\.)?(vmunet\.)?".to_string(), String::new())];
     for (official, ours) in RENAMES {
         v.push((format!(r"\.{official}$"), format!(".{ours}")));
     }
@@ -259,7 +260,8 @@ pub fn detect_format(path: &Path) -> Result<CheckpointFormat, CheckpointError> {
 fn check_zip_end(path: &Path, f: &mut std::fs::File, len: u64) -> Result<(), CheckpointError> {
     use std::io::Seek;
     let tail = len.min(65_557);
-    f.seek(std::io::SeekFrom::Start(len - tail)).map_err(io_err(path))?;
+    f.seek(std::io::SeekFrom::Start(len - tail))
+        .map_err(io_err(path))?;
     let mut buf = vec![0u8; tail as usize];
     f.read_exact(&mut buf).map_err(io_err(path))?;
     if buf.windows(4).any(|w| w == b"PK\x05\x06") {
@@ -356,13 +358,22 @@ fn store_err(path: &Path, format: CheckpointFormat, message: String) -> Checkpoi
     if format == CheckpointFormat::Pytorch
         && (lower.contains("zip") || lower.contains("central directory") || lower.contains("eof"))
     {
-        return CheckpointError::Truncated { path: p, detail: message };
+        return CheckpointError::Truncated {
+            path: p,
+            detail: message,
+        };
     }
     if lower.contains("eof") || lower.contains("truncat") || lower.contains("out of bounds") {
-        return CheckpointError::Truncated { path: p, detail: message };
+        return CheckpointError::Truncated {
+            path: p,
+            detail: message,
+        };
     }
     if lower.contains("pickle") || lower.contains("invalid") || lower.contains("dictionary") {
-        return CheckpointError::NotACheckpoint { path: p, detail: message };
+        return CheckpointError::NotACheckpoint {
+            path: p,
+            detail: message,
+        };
     }
     CheckpointError::Store { path: p, message }
 }
@@ -418,11 +429,8 @@ fn open_store(path: &Path, format: CheckpointFormat) -> Result<Store, Checkpoint
     })
 }
 
-fn shape_map<S: ModuleStore>(
-    s: &mut S,
-) -> Result<BTreeMap<String, Vec<usize>>, S::Error> {
-    Ok(s
-        .get_all_snapshots()?
+fn shape_map<S: ModuleStore>(s: &mut S) -> Result<BTreeMap<String, Vec<usize>>, S::Error> {
+    Ok(s.get_all_snapshots()?
         .iter()
         .map(|(k, v)| (k.clone(), v.shape.to_vec()))
         .collect())
@@ -440,11 +448,15 @@ impl Store {
     fn snapshots(&mut self, path: &Path) -> Result<BTreeMap<String, Vec<usize>>, CheckpointError> {
         let f = self.format();
         match self {
-            Store::Pytorch(s) => shape_map(s.as_mut()).map_err(|e| store_err(path, f, e.to_string())),
+            Store::Pytorch(s) => {
+                shape_map(s.as_mut()).map_err(|e| store_err(path, f, e.to_string()))
+            }
             Store::Safetensors(s) => {
                 shape_map(s.as_mut()).map_err(|e| store_err(path, f, e.to_string()))
             }
-            Store::Burnpack(s) => shape_map(s.as_mut()).map_err(|e| store_err(path, f, e.to_string())),
+            Store::Burnpack(s) => {
+                shape_map(s.as_mut()).map_err(|e| store_err(path, f, e.to_string()))
+            }
         }
     }
 
@@ -455,11 +467,15 @@ impl Store {
     ) -> Result<ApplyResult, CheckpointError> {
         let f = self.format();
         match self {
-            Store::Pytorch(s) => model.load_from(s.as_mut()).map_err(|e| store_err(path, f, e.to_string())),
-            Store::Safetensors(s) => {
-                model.load_from(s.as_mut()).map_err(|e| store_err(path, f, e.to_string()))
-            }
-            Store::Burnpack(s) => model.load_from(s.as_mut()).map_err(|e| store_err(path, f, e.to_string())),
+            Store::Pytorch(s) => model
+                .load_from(s.as_mut())
+                .map_err(|e| store_err(path, f, e.to_string())),
+            Store::Safetensors(s) => model
+                .load_from(s.as_mut())
+                .map_err(|e| store_err(path, f, e.to_string())),
+            Store::Burnpack(s) => model
+                .load_from(s.as_mut())
+                .map_err(|e| store_err(path, f, e.to_string())),
         }
     }
 }
@@ -478,10 +494,12 @@ pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
         path: path.to_path_buf(),
         detail,
     })?;
-    config.validate().map_err(|source| CheckpointError::Config {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    config
+        .validate()
+        .map_err(|source| CheckpointError::Config {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok(CheckpointInfo {
         path: path.to_path_buf(),
         format,
@@ -548,7 +566,8 @@ fn check_result(path: &Path, r: &ApplyResult) -> Result<(), CheckpointError> {
     }
     // burn-store lists LayerNorm `weight`/`bias` as unused even when it applied them as
     // `gamma`/`beta`; only keys that reached no parameter are unexpected.
-    let applied: std::collections::HashSet<String> = r.applied.iter().map(|k| official_key(k)).collect();
+    let applied: std::collections::HashSet<String> =
+        r.applied.iter().map(|k| official_key(k)).collect();
     let unexpected: Vec<String> = r
         .unused
         .iter()
@@ -568,7 +587,10 @@ fn check_result(path: &Path, r: &ApplyResult) -> Result<(), CheckpointError> {
 /// Saves the model as a burnpack record with official key names and PyTorch layouts,
 /// atomically (temporary file, then rename).
 pub fn save<B: Backend>(model: &VmUnet<B>, path: &Path) -> Result<(), CheckpointError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -624,7 +646,9 @@ pub fn infer_config(shapes: &BTreeMap<String, Vec<usize>>) -> Result<VmUnetConfi
     };
     let pe = get("patch_embed.proj.weight")?;
     if pe.len() != 4 || pe[2] != pe[3] {
-        return Err(format!("`patch_embed.proj.weight` has shape {pe:?}, expected (C0, C_in, p, p)"));
+        return Err(format!(
+            "`patch_embed.proj.weight` has shape {pe:?}, expected (C0, C_in, p, p)"
+        ));
     }
     let (c0, input_channels, patch_size) = (pe[0], pe[1], pe[2]);
     let stages = count("layers.");
@@ -657,7 +681,9 @@ pub fn infer_config(shapes: &BTreeMap<String, Vec<usize>>) -> Result<VmUnetConfi
                 let k = dim(&format!("{sa}.conv2d.weight"), 4, 2)?;
                 let r = dim(&format!("{sa}.dt_projs_weight"), 3, 2)?;
                 if inner2 % (2 * c) != 0 {
-                    return Err(format!("`{sa}.in_proj.weight` rows {inner2} are not a multiple of 2 x {c}"));
+                    return Err(format!(
+                        "`{sa}.in_proj.weight` rows {inner2} are not a multiple of 2 x {c}"
+                    ));
                 }
                 for (slot, v, name) in [
                     (&mut d_state, st, "d_state"),
@@ -667,7 +693,9 @@ pub fn infer_config(shapes: &BTreeMap<String, Vec<usize>>) -> Result<VmUnetConfi
                     match slot {
                         None => *slot = Some(v),
                         Some(prev) if *prev != v => {
-                            return Err(format!("{name} differs between blocks ({prev} vs {v} in {p})"))
+                            return Err(format!(
+                                "{name} differs between blocks ({prev} vs {v} in {p})"
+                            ))
                         }
                         _ => {}
                     }

@@ -135,11 +135,7 @@ impl<B: ScanBackend> Ss2d<B> {
         let x_wh = x.swap_dims(2, 3).reshape([n, d, l]);
         let x_hwwh = Tensor::stack::<4>(vec![x_hw, x_wh], 1); // (N, 2, D, L)
         let xs = Tensor::cat(vec![x_hwwh.clone(), x_hwwh.flip([3])], 1); // (N, 4, D, L)
-        let x_dbl = self
-            .x_proj_weight
-            .val()
-            .unsqueeze::<4>()
-            .matmul(xs.clone()); // (N, K, R + 2N, L)
+        let x_dbl = self.x_proj_weight.val().unsqueeze::<4>().matmul(xs.clone()); // (N, K, R + 2N, L)
         let dts = x_dbl.clone().narrow(2, 0, r);
         let bs = x_dbl.clone().narrow(2, r, st);
         let cs = x_dbl.narrow(2, r + st, st);

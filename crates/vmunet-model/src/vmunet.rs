@@ -6,9 +6,7 @@ use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{backend::Backend, Tensor};
 use vmunet_scan::ScanBackend;
 
-use crate::{
-    ModelError, PatchEmbed2D, PatchExpand2D, Trace, VmUnetConfig, VssLayer, VssLayerUp,
-};
+use crate::{ModelError, PatchEmbed2D, PatchExpand2D, Trace, VmUnetConfig, VssLayer, VssLayerUp};
 
 /// What turns logits into probabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +101,11 @@ impl<B: ScanBackend> VmUnet<B> {
             return bad(format!(
                 "the model expects {} channels{}, got {c}",
                 self.input_channels,
-                if self.input_channels == 3 { " (or 1, repeated)" } else { "" }
+                if self.input_channels == 3 {
+                    " (or 1, repeated)"
+                } else {
+                    ""
+                }
             ));
         }
         let m = self.size_multiple;

@@ -9,16 +9,24 @@ use vmunet_model::{CpuBackend, ModelError, VmUnetConfig};
 
 #[test]
 fn paper_config_has_the_paper_parameter_count() {
-    let m = VmUnetConfig::paper(1).init::<CpuBackend>(&Default::default()).unwrap();
+    let m = VmUnetConfig::paper(1)
+        .init::<CpuBackend>(&Default::default())
+        .unwrap();
     assert_eq!(m.num_params(), 27_427_561);
-    let m = VmUnetConfig::small(1).init::<CpuBackend>(&Default::default()).unwrap();
+    let m = VmUnetConfig::small(1)
+        .init::<CpuBackend>(&Default::default())
+        .unwrap();
     assert_eq!(m.num_params(), 2_169_403);
 }
 
 #[test]
 fn inference_recovers_the_fixture_config() {
     let Some(dir) = fixtures() else { return };
-    for file in ["small_strong_model.pth", "small_model.pth", "small_strong_model.safetensors"] {
+    for file in [
+        "small_strong_model.pth",
+        "small_model.pth",
+        "small_strong_model.safetensors",
+    ] {
         let info = checkpoint::inspect(&dir.join(file)).unwrap();
         assert_eq!(info.config, VmUnetConfig::small(1), "{file}");
         assert_eq!(info.shapes.len(), 222);
@@ -34,15 +42,22 @@ fn inference_recovers_the_fixture_config() {
 fn burnpack_round_trip_is_exact() {
     let Some(dir) = fixtures() else { return };
     let dev = Default::default();
-    let (model, _) = checkpoint::load::<CpuBackend>(&dir.join("small_strong_model.pth"), &dev).unwrap();
+    let (model, _) =
+        checkpoint::load::<CpuBackend>(&dir.join("small_strong_model.pth"), &dev).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("model.bpk");
     checkpoint::save(&model, &out).unwrap();
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temp file left");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "no temp file left"
+    );
     let info = checkpoint::inspect(&out).unwrap();
     assert_eq!(info.format, CheckpointFormat::Burnpack);
     assert_eq!(info.config, VmUnetConfig::small(1));
-    assert!(info.shapes.contains_key("layers.0.blocks.0.self_attention.A_logs"));
+    assert!(info
+        .shapes
+        .contains_key("layers.0.blocks.0.self_attention.A_logs"));
     let (back, _) = checkpoint::load::<CpuBackend>(&out, &dev).unwrap();
     let x = tensor4(&npy(&dir, "small_strong_input.npy"));
     let (_, a) = to_vec(model.forward(x.clone()).unwrap());
@@ -70,7 +85,9 @@ fn wrapped_and_prefixed_state_dicts_load() {
 
 fn fixture_tensors() -> Option<Vec<(String, Vec<usize>, Vec<f32>)>> {
     let dir = fixtures()?;
-    Some(read_safetensors(&dir.join("small_strong_model.safetensors")))
+    Some(read_safetensors(
+        &dir.join("small_strong_model.safetensors"),
+    ))
 }
 
 fn load_err(path: &std::path::Path) -> CheckpointError {
@@ -82,7 +99,9 @@ fn load_err(path: &std::path::Path) -> CheckpointError {
 
 #[test]
 fn missing_keys_are_listed() {
-    let Some(mut t) = fixture_tensors() else { return };
+    let Some(mut t) = fixture_tensors() else {
+        return;
+    };
     let gone = "vmunet.layers.1.blocks.0.self_attention.Ds";
     t.retain(|(k, _, _)| k != gone);
     let tmp = tempfile::tempdir().unwrap();
@@ -91,23 +110,33 @@ fn missing_keys_are_listed() {
     let e = load_err(&p);
     let msg = e.to_string();
     assert!(matches!(e, CheckpointError::Keys { .. }), "{msg}");
-    assert!(msg.contains("missing.safetensors") && msg.contains("layers.1.blocks.0.self_attention.Ds"), "{msg}");
+    assert!(
+        msg.contains("missing.safetensors") && msg.contains("layers.1.blocks.0.self_attention.Ds"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn unexpected_keys_are_listed() {
-    let Some(mut t) = fixture_tensors() else { return };
+    let Some(mut t) = fixture_tensors() else {
+        return;
+    };
     t.push(("vmunet.head.extra.weight".into(), vec![2, 2], vec![0.0; 4]));
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("extra.safetensors");
     write_safetensors(&p, &t);
     let msg = load_err(&p).to_string();
-    assert!(msg.contains("unexpected") && msg.contains("head.extra.weight"), "{msg}");
+    assert!(
+        msg.contains("unexpected") && msg.contains("head.extra.weight"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn shape_mismatches_name_key_expected_and_found() {
-    let Some(mut t) = fixture_tensors() else { return };
+    let Some(mut t) = fixture_tensors() else {
+        return;
+    };
     let key = "vmunet.layers.2.blocks.1.self_attention.out_norm.bias";
     let entry = t.iter_mut().find(|(k, _, _)| k == key).unwrap();
     entry.1 = vec![191];
@@ -138,7 +167,12 @@ fn explicit_config_mismatch_reports_shapes() {
     .err()
     .expect("d_state mismatch must fail");
     let msg = e.to_string();
-    assert!(msg.contains("A_logs") && msg.contains("expected [192, 8]") && msg.contains("found [192, 16]"), "{msg}");
+    assert!(
+        msg.contains("A_logs")
+            && msg.contains("expected [192, 8]")
+            && msg.contains("found [192, 16]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -151,7 +185,10 @@ fn truncated_files_are_detected() {
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let e = load_err(&p);
         let msg = e.to_string();
-        assert!(matches!(e, CheckpointError::Truncated { .. }), "{file}: {msg}");
+        assert!(
+            matches!(e, CheckpointError::Truncated { .. }),
+            "{file}: {msg}"
+        );
         assert!(msg.contains(&format!("cut_{file}")), "{msg}");
     }
 }
@@ -171,7 +208,10 @@ fn non_checkpoints_are_rejected() {
     assert!(matches!(load_err(&missing), CheckpointError::Io { .. }));
     // Valid safetensors, but not VM-UNet.
     let other = tmp.path().join("other.safetensors");
-    write_safetensors(&other, &[("encoder.weight".into(), vec![2], vec![1.0, 2.0])]);
+    write_safetensors(
+        &other,
+        &[("encoder.weight".into(), vec![2], vec![1.0, 2.0])],
+    );
     let e = load_err(&other);
     assert!(matches!(e, CheckpointError::NotVmUnet { .. }), "{e}");
     assert!(e.to_string().contains("patch_embed.proj.weight"), "{e}");
@@ -179,11 +219,17 @@ fn non_checkpoints_are_rejected() {
 
 #[test]
 fn input_shape_errors_are_clear() {
-    let m = VmUnetConfig::small(1).init::<CpuBackend>(&Default::default()).unwrap();
+    let m = VmUnetConfig::small(1)
+        .init::<CpuBackend>(&Default::default())
+        .unwrap();
     let err = m.check_input([1, 3, 100, 64]).unwrap_err();
     assert!(matches!(err, ModelError::Input { .. }));
     assert!(err.to_string().contains("multiples of 32"), "{err}");
-    assert!(m.check_input([1, 4, 64, 64]).unwrap_err().to_string().contains("channels"));
+    assert!(m
+        .check_input([1, 4, 64, 64])
+        .unwrap_err()
+        .to_string()
+        .contains("channels"));
     assert!(m.check_input([0, 3, 64, 64]).is_err());
     m.check_input([2, 1, 64, 96]).unwrap();
     let x = burn::tensor::Tensor::<CpuBackend, 4>::zeros([1, 3, 33, 64], &Default::default());
@@ -192,7 +238,9 @@ fn input_shape_errors_are_clear() {
 
 #[test]
 fn grey_input_equals_repeated_rgb() {
-    let m = VmUnetConfig::small(1).init::<CpuBackend>(&Default::default()).unwrap();
+    let m = VmUnetConfig::small(1)
+        .init::<CpuBackend>(&Default::default())
+        .unwrap();
     let g = burn::tensor::Tensor::<CpuBackend, 4>::random(
         [1, 1, 64, 64],
         burn::tensor::Distribution::Default,
@@ -205,8 +253,14 @@ fn grey_input_equals_repeated_rgb() {
 
 #[test]
 fn invalid_configs_are_rejected() {
-    assert!(VmUnetConfig::paper(1).with_dims(vec![96, 190, 384, 768]).validate().is_err());
-    assert!(VmUnetConfig::paper(1).with_depths(vec![2, 2]).validate().is_err());
+    assert!(VmUnetConfig::paper(1)
+        .with_dims(vec![96, 190, 384, 768])
+        .validate()
+        .is_err());
+    assert!(VmUnetConfig::paper(1)
+        .with_depths(vec![2, 2])
+        .validate()
+        .is_err());
     assert!(VmUnetConfig::paper(0).validate().is_err());
     VmUnetConfig::paper(4).validate().unwrap();
 }

@@ -116,7 +116,10 @@ fn scan_cases_match_official() {
         for scan in [&ReferenceScan as &dyn SelectiveScan, &CpuScan] {
             let y = scan.forward(&inputs).unwrap();
             let d = max_abs_diff(&y, want);
-            eprintln!("{block} {}: max|diff| {d:.3e} (max |out| {scale:.3})", scan.name());
+            eprintln!(
+                "{block} {}: max|diff| {d:.3e} (max |out| {scale:.3})",
+                scan.name()
+            );
             assert!(d <= 1e-4 * scale.max(1.0), "{block} {}: {d}", scan.name());
         }
     }

@@ -54,8 +54,7 @@ fn make_case(dims: ScanDims, seed: u64, delta_offset: f32, a_scale: f32) -> Case
         dims,
         u: r.vec(n, 1.0, 0.0),
         delta: r.vec(n, 2.0, delta_offset),
-        a: r
-            .vec(dims.channels * dims.d_state, 1.0, 0.0)
+        a: r.vec(dims.channels * dims.d_state, 1.0, 0.0)
             .into_iter()
             .map(|x| -(x * a_scale).exp())
             .collect(),
@@ -67,7 +66,10 @@ fn make_case(dims: ScanDims, seed: u64, delta_offset: f32, a_scale: f32) -> Case
 }
 
 fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-30);
+    let scale = want
+        .iter()
+        .fold(0f64, |m, v| m.max(v.abs() as f64))
+        .max(1e-30);
     let diff = got
         .iter()
         .zip(want)
@@ -116,7 +118,13 @@ proptest! {
 #[test]
 fn long_sequence_paper_stage() {
     // One direction group of a stage-1 call at the paper's sequence length.
-    let dims = ScanDims { batch: 1, channels: 24, len: 4096, d_state: 16, groups: 4 };
+    let dims = ScanDims {
+        batch: 1,
+        channels: 24,
+        len: 4096,
+        d_state: 16,
+        groups: 4,
+    };
     let case = make_case(dims, 7, -1.0, 1.0);
     let want = ReferenceScan.forward(&case.inputs()).unwrap();
     let got = CpuScan.forward(&case.inputs()).unwrap();
@@ -125,7 +133,13 @@ fn long_sequence_paper_stage() {
 
 #[test]
 fn shape_errors_are_reported() {
-    let dims = ScanDims { batch: 1, channels: 4, len: 8, d_state: 2, groups: 2 };
+    let dims = ScanDims {
+        batch: 1,
+        channels: 4,
+        len: 8,
+        d_state: 2,
+        groups: 2,
+    };
     let mut case = make_case(dims, 1, 0.0, 1.0);
     case.b.pop();
     let err = CpuScan.forward(&case.inputs()).unwrap_err();
@@ -142,7 +156,13 @@ fn shape_errors_are_reported() {
 #[test]
 fn backward_matches_finite_differences() {
     for (seed, delta_offset) in [(3u64, 0.0f32), (4, 22.0), (5, -3.0)] {
-        let dims = ScanDims { batch: 2, channels: 6, len: 9, d_state: 3, groups: 2 };
+        let dims = ScanDims {
+            batch: 2,
+            channels: 6,
+            len: 9,
+            d_state: 3,
+            groups: 2,
+        };
         let case = make_case(dims, seed, delta_offset, 0.5);
         let mut r = Rng(seed + 100);
         let w = r.vec(dims.x_len(), 1.0, 0.0);
@@ -163,7 +183,10 @@ fn backward_matches_finite_differences() {
                 let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
                 let an = analytic[i] as f64;
                 let tol = 2e-3 * (1.0 + fd.abs());
-                assert!((fd - an).abs() <= tol, "{name}[{i}]: analytic {an} vs numeric {fd} (seed {seed})");
+                assert!(
+                    (fd - an).abs() <= tol,
+                    "{name}[{i}]: analytic {an} vs numeric {fd} (seed {seed})"
+                );
             }
         };
         check("u", &grads.u, &|c| &mut c.u);

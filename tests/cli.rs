@@ -1,0 +1,286 @@
+//! End-to-end: the `vmunet` binary driven as a user drives it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `vmunet` binary built beside this test (`VMUNET_BIN` overrides).
+fn bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VMUNET_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join("vmunet");
+    assert!(
+        p.is_file(),
+        "{} not built: run `cargo build -p vmunet-cli` (or `cargo test --workspace`)",
+        p.display()
+    );
+    p
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("spawn vmunet")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn shared() -> Option<PathBuf> {
+    let root = std::env::var_os("VMUNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    if root
+        .join("fixtures/official-small/small_strong_model.pth")
+        .is_file()
+    {
+        Some(root)
+    } else {
+        eprintln!(
+            "SKIP: ../shared not found at {} (set VMUNET_SHARED)",
+            root.display()
+        );
+        None
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn help_on_every_command() {
+    for cmd in [
+        vec!["--help"],
+        vec!["info", "--help"],
+        vec!["forward", "--help"],
+        vec!["segment", "--help"],
+        vec!["bench", "--help"],
+    ] {
+        let o = run(&cmd);
+        assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
+        assert!(stdout(&o).contains("Usage"), "{cmd:?}");
+    }
+}
+
+#[test]
+fn info_reports_the_paper_parameter_count() {
+    let o = run(&["info", "--preset", "paper"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("27,427,561"), "{}", stdout(&o));
+    let o = run(&["info", "--preset", "paper", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["parameters"], 27_427_561);
+}
+
+#[test]
+fn info_on_official_checkpoint() {
+    let Some(sh) = shared() else { return };
+    let ck = sh.join("fixtures/official-small/small_strong_model.pth");
+    let o = run(&["info", "--checkpoint", s(&ck), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["parameters"], 2_169_403);
+    assert_eq!(v["config"]["dims"], serde_json::json!([24, 48, 96, 192]));
+    assert_eq!(v["stages"][0]["height"], 64);
+}
+
+#[test]
+fn forward_matches_official_logits_and_probabilities() {
+    let Some(sh) = shared() else { return };
+    let fx = sh.join("fixtures/official-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ck, input) = (
+        fx.join("small_strong_model.safetensors"),
+        fx.join("small_strong_input_b2.npy"),
+    );
+    for (flag, want) in [
+        (None, "small_strong_logits_b2.npy"),
+        (Some("--probabilities"), "small_strong_output_b2.npy"),
+    ] {
+        let out = tmp.path().join("y.npy");
+        let mut args = vec![
+            "forward",
+            "--checkpoint",
+            s(&ck),
+            "--input",
+            s(&input),
+            "--output",
+            s(&out),
+        ];
+        args.extend(flag);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let got = vmunet_data::read_npy(&out).unwrap();
+        let want = vmunet_data::read_npy(&fx.join(want)).unwrap();
+        assert_eq!(got.shape, want.shape);
+        let d = got
+            .data
+            .iter()
+            .zip(&want.data)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(d <= 5e-4, "{flag:?}: max|diff| {d}");
+    }
+}
+
+#[test]
+fn forward_rejects_bad_inputs_without_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.npy");
+    let odd = tmp.path().join("odd.npy");
+    vmunet_data::write_npy(&odd, &[1, 3, 100, 64], &vec![0.0; 3 * 100 * 64]).unwrap();
+    let flat = tmp.path().join("flat.npy");
+    vmunet_data::write_npy(&flat, &[3, 64, 64], &vec![0.0; 3 * 64 * 64]).unwrap();
+    let junk = tmp.path().join("junk.npy");
+    std::fs::write(&junk, "nope").unwrap();
+    let cases: [(&Path, &[&str]); 4] = [
+        (&odd, &["odd.npy", "multiples of 32"]),
+        (&flat, &["flat.npy", "4-D"]),
+        (&junk, &["junk.npy", "not a .npy"]),
+        (&tmp.path().join("absent.npy"), &["absent.npy"]),
+    ];
+    for (input, needles) in cases {
+        let o = run(&[
+            "forward",
+            "--preset",
+            "small",
+            "--input",
+            s(input),
+            "--output",
+            s(&out),
+        ]);
+        assert!(!o.status.success(), "{} was accepted", input.display());
+        let err = stderr(&o);
+        for n in needles {
+            assert!(err.contains(n), "missing `{n}` in: {err}");
+        }
+        assert!(!out.exists(), "output written despite the error");
+    }
+    // A bad checkpoint is named too.
+    let ck = tmp.path().join("weights.pth");
+    std::fs::write(&ck, "not weights").unwrap();
+    let o = run(&[
+        "forward",
+        "--checkpoint",
+        s(&ck),
+        "--input",
+        s(&odd),
+        "--output",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("weights.pth"), "{}", stderr(&o));
+}
+
+#[test]
+fn segment_writes_masks_at_original_size() {
+    let Some(sh) = shared() else { return };
+    let imgs = sh.join("data/isic2017-fullres/images");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&imgs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("masks");
+    let ck = sh.join("fixtures/official-small/small_strong_model.pth");
+    let o = run(&[
+        "segment",
+        "--checkpoint",
+        s(&ck),
+        s(&files[0]),
+        s(&files[1]),
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in &files[..2] {
+        let stem = f.file_stem().unwrap().to_str().unwrap();
+        let (w, h) = image::image_dimensions(f).unwrap();
+        let mask = image::open(out.join(format!("{stem}_mask.png")))
+            .unwrap()
+            .to_luma8();
+        assert_eq!(mask.dimensions(), (w, h));
+        assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+        let ov = image::open(out.join(format!("{stem}_overlay.png"))).unwrap();
+        assert_eq!((ov.width(), ov.height()), (w, h));
+    }
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        4,
+        "only masks and overlays"
+    );
+}
+
+#[test]
+fn segment_bad_inputs_fail_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let good = tmp.path().join("good.png");
+    image::RgbImage::from_pixel(40, 30, image::Rgb([10, 20, 30]))
+        .save(&good)
+        .unwrap();
+    let bad = tmp.path().join("broken.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 truncated").unwrap();
+    let o = run(&[
+        "segment",
+        "--preset",
+        "small",
+        s(&good),
+        s(&bad),
+        "--out",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("broken.jpg"), "{}", stderr(&o));
+    assert!(
+        !out.exists() || std::fs::read_dir(&out).unwrap().count() == 0,
+        "nothing written"
+    );
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run(&["segment", "--preset", "small", s(&empty), "--out", s(&out)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no images"), "{}", stderr(&o));
+    let o = run(&[
+        "segment",
+        "--preset",
+        "small",
+        s(&good),
+        "--out",
+        s(&out),
+        "--size",
+        "100",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("multiples of 32"), "{}", stderr(&o));
+}
+
+#[test]
+fn segment_a_generated_image_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("lesion.png");
+    image::RgbImage::from_fn(300, 200, |x, y| {
+        let d = ((x as f32 - 150.0).powi(2) + (y as f32 - 100.0).powi(2)).sqrt();
+        if d < 50.0 {
+            image::Rgb([90, 50, 40])
+        } else {
+            image::Rgb([220, 180, 160])
+        }
+    })
+    .save(&img)
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = run(&["segment", "--preset", "small", s(&img), "--out", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mask = image::open(out.join("lesion_mask.png")).unwrap();
+    assert_eq!((mask.width(), mask.height()), (300, 200));
+}
