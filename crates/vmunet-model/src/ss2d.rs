@@ -5,13 +5,10 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, Linear, PaddingConfig2d};
 use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
-use vmunet_scan::{selective_scan, ScanBackend};
+use vmunet_scan::{CrossScanDims, ScanBackend, DIRECTIONS};
 
 use crate::patch::{layer_norm, linear};
 use crate::Trace;
-
-/// Number of scan directions: row-major, column-major and both reversed.
-pub const DIRECTIONS: usize = 4;
 
 /// `in_proj -> (x, z)`; `x -> depthwise conv -> SiLU -> 4-direction selective scan -> sum ->
 /// out_norm`; `* silu(z) -> out_proj`. Parameter names follow the official checkpoint.
@@ -108,55 +105,54 @@ impl<B: ScanBackend> Ss2d<B> {
     /// (N, H, W, C) -> (N, H, W, C).
     pub fn forward(&self, x: Tensor<B, 4>, path: &str, trace: &mut Trace<'_, B>) -> Tensor<B, 4> {
         let [n, h, w, _] = x.dims();
-        let d = self.d_inner;
+        let (d, l, k) = (self.d_inner, h * w, DIRECTIONS);
+        let (r, st) = (self.dt_rank, self.d_state);
+        let p = r + 2 * st;
         let xz = self.in_proj.forward(x);
         trace.emit(path, "in_proj", &xz);
         let z = xz.clone().narrow(3, d, d);
-        let x = xz.narrow(3, 0, d).permute([0, 3, 1, 2]);
-        let x = self.conv2d.forward(x);
+        let x = self
+            .conv2d
+            .forward(xz.narrow(3, 0, d).permute([0, 3, 1, 2]));
         trace.emit(path, "conv2d", &x);
         let x = silu(x);
         trace.emit(path, "act", &x);
-        let y = self.forward_core(x); // (N, D, L)
-        let y = y.swap_dims(1, 2).reshape([n, h, w, d]);
+        // Everything below stays row-major and channels-last; the scan kernel walks the four
+        // directions itself, so no transposed or flipped copies are made.
+        let u = x.permute([0, 2, 3, 1]).reshape([n, l, d]);
+        let w_proj = self
+            .x_proj_weight
+            .val()
+            .reshape([k * p, d])
+            .transpose()
+            .unsqueeze::<3>();
+        let x_dbl = u.clone().matmul(w_proj).reshape([n, l, k, p]); // (N, L, K, R + 2S)
+        let dt_in = x_dbl.clone().narrow(3, 0, r).permute([0, 2, 1, 3]); // (N, K, L, R)
+        let dt_w = self.dt_projs_weight.val().swap_dims(1, 2).unsqueeze::<4>(); // (1, K, R, D)
+        let delta = dt_in.matmul(dt_w); // (N, K, L, D)
+        let dims = CrossScanDims {
+            batch: n,
+            height: h,
+            width: w,
+            channels: d,
+            d_state: st,
+            dt_rank: r,
+        };
+        let y = B::selective_scan_2d(
+            dims,
+            u,
+            delta,
+            x_dbl,
+            self.a_logs.val().exp().neg(),
+            self.ds.val(),
+            self.dt_projs_bias.val().reshape([k * d]),
+        )
+        .reshape([n, h, w, d]);
         trace.emit(path, "out_norm.input", &y);
         let y = self.out_norm.forward(y);
         trace.emit(path, "out_norm", &y);
         let y = y * silu(z);
         trace.emit(path, "out_proj.input", &y);
         self.out_proj.forward(y)
-    }
-
-    /// The four-direction scan on (N, D, H, W); returns the row-major sum (N, D, H*W).
-    fn forward_core(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
-        let [n, d, h, w] = x.dims();
-        let (k, l, r, st) = (DIRECTIONS, h * w, self.dt_rank, self.d_state);
-        let x_hw = x.clone().reshape([n, d, l]);
-        let x_wh = x.swap_dims(2, 3).reshape([n, d, l]);
-        let x_hwwh = Tensor::stack::<4>(vec![x_hw, x_wh], 1); // (N, 2, D, L)
-        let xs = Tensor::cat(vec![x_hwwh.clone(), x_hwwh.flip([3])], 1); // (N, 4, D, L)
-        let x_dbl = self.x_proj_weight.val().unsqueeze::<4>().matmul(xs.clone()); // (N, K, R + 2N, L)
-        let dts = x_dbl.clone().narrow(2, 0, r);
-        let bs = x_dbl.clone().narrow(2, r, st);
-        let cs = x_dbl.narrow(2, r + st, st);
-        let dts = self.dt_projs_weight.val().unsqueeze::<4>().matmul(dts); // (N, K, D, L)
-        let a = self.a_logs.val().exp().neg();
-        let out = selective_scan(
-            xs.reshape([n, k * d, l]),
-            dts.reshape([n, k * d, l]),
-            a,
-            bs,
-            cs,
-            self.ds.val(),
-            self.dt_projs_bias.val().reshape([k * d]),
-        )
-        .reshape([n, k, d, l]);
-        let dir = |i: usize| out.clone().narrow(1, i, 1).reshape([n, d, l]);
-        let row = dir(0) + dir(2).flip([2]);
-        let col = (dir(1) + dir(3).flip([2]))
-            .reshape([n, d, w, h])
-            .swap_dims(2, 3)
-            .reshape([n, d, l]);
-        row + col
     }
 }

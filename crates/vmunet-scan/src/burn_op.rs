@@ -6,7 +6,9 @@
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
-use crate::{CpuScan, ScanDims, ScanInputs, SelectiveScan};
+use crate::{
+    cross_scan, CpuScan, CrossScanDims, CrossScanInputs, ScanDims, ScanInputs, SelectiveScan,
+};
 
 /// A backend that can run the selective scan. Shapes follow mamba's `selective_scan_fn`:
 /// `u`, `delta`: `(B, C, L)`; `a`: `(C, N)`; `b`, `c`: `(B, K, N, L)`; `d`, `delta_bias`: `(C)`.
@@ -23,6 +25,45 @@ pub trait ScanBackend: Backend {
         delta_bias: Tensor<Self, 1>,
     ) -> Tensor<Self, 3> {
         host_scan(&CpuScan, u, delta, a, b, c, d, delta_bias)
+    }
+
+    /// SS2D's four-direction scan, channels-last (see [`crate::cross_scan`]):
+    /// `u` `(N, L, D)`, `delta` `(N, K, L, D)`, `x_dbl` `(N, L, K, R + 2S)`, `a` `(K D, S)`,
+    /// `d` and `delta_bias` `(K D)`. Returns `(N, L, D)` summed over directions.
+    #[allow(clippy::too_many_arguments)]
+    fn selective_scan_2d(
+        dims: CrossScanDims,
+        u: Tensor<Self, 3>,
+        delta: Tensor<Self, 4>,
+        x_dbl: Tensor<Self, 4>,
+        a: Tensor<Self, 2>,
+        d: Tensor<Self, 1>,
+        delta_bias: Tensor<Self, 1>,
+    ) -> Tensor<Self, 3> {
+        let device = u.device();
+        let (u, delta, x_dbl, a, d, bias) = (
+            host(u),
+            host(delta),
+            host(x_dbl),
+            host(a),
+            host(d),
+            host(delta_bias),
+        );
+        let inputs = CrossScanInputs {
+            dims,
+            u: &u,
+            delta: &delta,
+            x_dbl: &x_dbl,
+            a: &a,
+            d: &d,
+            delta_bias: &bias,
+        };
+        let y = cross_scan(&inputs)
+            .unwrap_or_else(|e| panic!("cross scan called with inconsistent shapes: {e}"));
+        Tensor::from_data(
+            TensorData::new(y, [dims.batch, dims.len(), dims.channels]),
+            &device,
+        )
     }
 }
 

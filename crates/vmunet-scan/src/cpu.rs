@@ -84,7 +84,7 @@ fn forward_impl(inp: &ScanInputs<'_>, simd: bool) -> Result<Vec<f32>, ScanError>
     }
 }
 
-fn has_avx2_fma() -> bool {
+pub(crate) fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -160,7 +160,7 @@ fn scan_block(inp: &ScanInputs<'_>, bt: &[f32], ct: &[f32], blk: Block, out: &mu
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{Block, LANES};
@@ -228,6 +228,62 @@ mod avx2 {
             _mm256_storeu_ps(y_l.as_mut_ptr(), y);
             for j in 0..blk.lanes {
                 out[j * len + l] = y_l[j];
+            }
+        }
+    }
+
+    /// Cross scan, one batch and eight channels `c0..c0 + 8`, all four directions;
+    /// accumulates into `part[pos * 8 + j]`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn cross_block(
+        inp: &crate::cross::CrossScanInputs<'_>,
+        b: usize,
+        c0: usize,
+        part: &mut [f32],
+    ) {
+        let d = inp.dims;
+        let (l, c, s, r, p, k) = (d.len(), d.channels, d.d_state, d.dt_rank, d.proj(), 4);
+        let col: Vec<usize> = (0..l)
+            .map(|t| (t % d.height) * d.width + t / d.height)
+            .collect();
+        let mut h = vec![_mm256_setzero_ps(); s];
+        let mut a = vec![_mm256_setzero_ps(); s];
+        let mut lane = [0f32; LANES];
+        for ki in 0..k {
+            for (si, av) in a.iter_mut().enumerate() {
+                for (j, v) in lane.iter_mut().enumerate() {
+                    *v = inp.a[(ki * c + c0 + j) * s + si];
+                }
+                *av = _mm256_loadu_ps(lane.as_ptr());
+            }
+            let dskip = _mm256_loadu_ps(inp.d[ki * c + c0..].as_ptr());
+            let bias = _mm256_loadu_ps(inp.delta_bias[ki * c + c0..].as_ptr());
+            h.iter_mut().for_each(|v| *v = _mm256_setzero_ps());
+            let u_base = &inp.u[b * l * c..(b + 1) * l * c];
+            let d_base = &inp.delta[(b * k + ki) * l * c..(b * k + ki + 1) * l * c];
+            let x_base = &inp.x_dbl[b * l * k * p..(b + 1) * l * k * p];
+            for t in 0..l {
+                let tt = if ki >= 2 { l - 1 - t } else { t };
+                let pos = if ki % 2 == 1 { col[tt] } else { tt };
+                let u = _mm256_loadu_ps(u_base[pos * c + c0..pos * c + c0 + LANES].as_ptr());
+                let raw = _mm256_add_ps(
+                    _mm256_loadu_ps(d_base[pos * c + c0..pos * c + c0 + LANES].as_ptr()),
+                    bias,
+                );
+                let dt = softplus256(raw);
+                let du = _mm256_mul_ps(dt, u);
+                let mut y = _mm256_mul_ps(dskip, u);
+                let row = &x_base[(pos * k + ki) * p + r..(pos * k + ki) * p + r + 2 * s];
+                for si in 0..s {
+                    let decay = exp256(_mm256_mul_ps(dt, a[si]));
+                    let hn =
+                        _mm256_fmadd_ps(decay, h[si], _mm256_mul_ps(du, _mm256_set1_ps(row[si])));
+                    h[si] = hn;
+                    y = _mm256_fmadd_ps(hn, _mm256_set1_ps(row[s + si]), y);
+                }
+                let o = &mut part[pos * LANES..pos * LANES + LANES];
+                let acc = _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), y);
+                _mm256_storeu_ps(o.as_mut_ptr(), acc);
             }
         }
     }

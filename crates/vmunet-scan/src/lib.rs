@@ -16,11 +16,13 @@
 mod backward;
 mod burn_op;
 mod cpu;
+mod cross;
 mod dims;
 mod reference;
 
 pub use burn_op::{host_scan, selective_scan, ScanBackend};
 pub use cpu::CpuScan;
+pub use cross::{cross_scan, cross_scan_reference, CrossScanDims, CrossScanInputs, DIRECTIONS};
 pub use dims::{ScanDims, ScanError, ScanInputs};
 pub use reference::ReferenceScan;
 

@@ -1,0 +1,361 @@
+//! VM-UNet's four-direction ("cross") selective scan in channels-last layout.
+//!
+//! SS2D scans the feature map in four orders: row-major, column-major and both reversed.
+//! The official code materialises each order (transpose, flip), scans in mamba's layout and
+//! maps the outputs back. Here the kernel walks the orders itself: every tensor stays in
+//! row-major, channels-last layout and the four outputs are summed in place. The result is
+//! identical to the official composition ([`cross_scan_reference`] builds exactly that, for
+//! tests).
+
+use rayon::prelude::*;
+
+use crate::{ReferenceScan, ScanDims, ScanError, ScanInputs, SelectiveScan};
+
+/// Number of scan orders.
+pub const DIRECTIONS: usize = 4;
+
+/// Dimensions of one cross-scan call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrossScanDims {
+    /// Batch `N`.
+    pub batch: usize,
+    /// Feature-map height `H`.
+    pub height: usize,
+    /// Feature-map width `W`.
+    pub width: usize,
+    /// Channels `D` (SS2D's d_inner).
+    pub channels: usize,
+    /// State size `S`.
+    pub d_state: usize,
+    /// Delta rank `R`.
+    pub dt_rank: usize,
+}
+
+impl CrossScanDims {
+    /// Sequence length `H * W`.
+    pub fn len(&self) -> usize {
+        self.height * self.width
+    }
+    /// True when the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Width of one direction's projection row: `R + 2S`.
+    pub fn proj(&self) -> usize {
+        self.dt_rank + 2 * self.d_state
+    }
+}
+
+/// Borrowed cross-scan arguments, all row-major channels-last.
+#[derive(Debug, Clone, Copy)]
+pub struct CrossScanInputs<'a> {
+    /// Dimensions.
+    pub dims: CrossScanDims,
+    /// `u`, `(N, L, D)`.
+    pub u: &'a [f32],
+    /// Delta before bias and softplus, `(N, K, L, D)`.
+    pub delta: &'a [f32],
+    /// Per-position projections `(N, L, K, R + 2S)`: `[dt (R) | B (S) | C (S)]` per direction.
+    pub x_dbl: &'a [f32],
+    /// `A = -exp(A_logs)`, `(K D, S)`, direction-major as in the checkpoint.
+    pub a: &'a [f32],
+    /// Skip `D`, `(K D)`.
+    pub d: &'a [f32],
+    /// Delta bias, `(K D)`.
+    pub delta_bias: &'a [f32],
+}
+
+impl CrossScanInputs<'_> {
+    /// Checks every buffer against `dims`.
+    pub fn validate(&self) -> Result<(), ScanError> {
+        let d = &self.dims;
+        let (n, l, c, k) = (d.batch, d.len(), d.channels, DIRECTIONS);
+        let m = ScanDims {
+            batch: n,
+            channels: k * c,
+            len: l,
+            d_state: d.d_state,
+            groups: k,
+        };
+        m.check_len("u", self.u.len(), n * l * c)?;
+        m.check_len("delta", self.delta.len(), n * k * l * c)?;
+        m.check_len("x_dbl", self.x_dbl.len(), n * l * k * d.proj())?;
+        m.check_len("A", self.a.len(), k * c * d.d_state)?;
+        m.check_len("D", self.d.len(), k * c)?;
+        m.check_len("delta_bias", self.delta_bias.len(), k * c)?;
+        Ok(())
+    }
+}
+
+/// Position (row-major index) visited at step `t` of direction `k`.
+#[inline(always)]
+fn position(k: usize, t: usize, dims: &CrossScanDims) -> usize {
+    let l = dims.len();
+    let t = if k >= 2 { l - 1 - t } else { t };
+    if k % 2 == 1 {
+        // Column-major order: t = w * H + h.
+        (t % dims.height) * dims.width + t / dims.height
+    } else {
+        t
+    }
+}
+
+/// The official composition: materialise the four orders in mamba's layout, run
+/// [`ReferenceScan`], map back and sum. Slow; the ground truth for [`cross_scan`].
+pub fn cross_scan_reference(inp: &CrossScanInputs<'_>) -> Result<Vec<f32>, ScanError> {
+    inp.validate()?;
+    let d = inp.dims;
+    let (n, l, c, k, s, r, p) = (
+        d.batch,
+        d.len(),
+        d.channels,
+        DIRECTIONS,
+        d.d_state,
+        d.dt_rank,
+        d.proj(),
+    );
+    let mut u = vec![0f32; n * k * c * l];
+    let mut delta = vec![0f32; n * k * c * l];
+    let mut b = vec![0f32; n * k * s * l];
+    let mut cc = vec![0f32; n * k * s * l];
+    for bi in 0..n {
+        for ki in 0..k {
+            for t in 0..l {
+                let pos = position(ki, t, &d);
+                for ch in 0..c {
+                    let m = (bi * k * c + ki * c + ch) * l + t;
+                    u[m] = inp.u[(bi * l + pos) * c + ch];
+                    delta[m] = inp.delta[((bi * k + ki) * l + pos) * c + ch];
+                }
+                let row = ((bi * l + pos) * k + ki) * p;
+                for si in 0..s {
+                    let m = ((bi * k + ki) * s + si) * l + t;
+                    b[m] = inp.x_dbl[row + r + si];
+                    cc[m] = inp.x_dbl[row + r + s + si];
+                }
+            }
+        }
+    }
+    let m = ScanInputs {
+        dims: ScanDims {
+            batch: n,
+            channels: k * c,
+            len: l,
+            d_state: s,
+            groups: k,
+        },
+        u: &u,
+        delta: &delta,
+        a: inp.a,
+        b: &b,
+        c: &cc,
+        d: inp.d,
+        delta_bias: inp.delta_bias,
+        delta_softplus: true,
+    };
+    let out = ReferenceScan.forward(&m)?;
+    let mut y = vec![0f32; n * l * c];
+    for bi in 0..n {
+        for ki in 0..k {
+            for t in 0..l {
+                let pos = position(ki, t, &d);
+                for ch in 0..c {
+                    y[(bi * l + pos) * c + ch] += out[(bi * k * c + ki * c + ch) * l + t];
+                }
+            }
+        }
+    }
+    Ok(y)
+}
+
+const LANES: usize = 8;
+
+/// The fast cross scan: threads over (batch, 8-channel block), AVX2 when available.
+/// Returns `y`, `(N, L, D)`, summed over the four directions.
+pub fn cross_scan(inp: &CrossScanInputs<'_>) -> Result<Vec<f32>, ScanError> {
+    cross_scan_impl(inp, crate::cpu::has_avx2_fma())
+}
+
+pub(crate) fn cross_scan_impl(
+    inp: &CrossScanInputs<'_>,
+    simd: bool,
+) -> Result<Vec<f32>, ScanError> {
+    inp.validate()?;
+    let d = inp.dims;
+    let (n, l, c) = (d.batch, d.len(), d.channels);
+    let mut y = vec![0f32; n * l * c];
+    if y.is_empty() {
+        return Ok(y);
+    }
+    let blocks: Vec<(usize, usize, usize)> = (0..n)
+        .flat_map(|b| {
+            (0..c)
+                .step_by(LANES)
+                .map(move |c0| (b, c0, LANES.min(c - c0)))
+        })
+        .collect();
+    let parts: Vec<Vec<f32>> = blocks
+        .par_iter()
+        .map(|&(b, c0, lanes)| {
+            let mut part = vec![0f32; l * LANES];
+            #[cfg(target_arch = "x86_64")]
+            if simd && lanes == LANES {
+                // SAFETY: AVX2 and FMA are present (checked by the caller).
+                unsafe { crate::cpu::avx2::cross_block(inp, b, c0, &mut part) };
+                return part;
+            }
+            let _ = simd;
+            block_portable(inp, b, c0, lanes, &mut part);
+            part
+        })
+        .collect();
+    for (&(b, c0, lanes), part) in blocks.iter().zip(parts) {
+        for pos in 0..l {
+            let o = (b * l + pos) * c + c0;
+            y[o..o + lanes].copy_from_slice(&part[pos * LANES..pos * LANES + lanes]);
+        }
+    }
+    Ok(y)
+}
+
+/// Portable kernel: one channel at a time; writes `part[pos * 8 + j]`.
+fn block_portable(inp: &CrossScanInputs<'_>, b: usize, c0: usize, lanes: usize, part: &mut [f32]) {
+    let d = inp.dims;
+    let (l, c, s, r, p, k) = (
+        d.len(),
+        d.channels,
+        d.d_state,
+        d.dt_rank,
+        d.proj(),
+        DIRECTIONS,
+    );
+    let mut h = vec![0f32; s];
+    for ki in 0..k {
+        for j in 0..lanes {
+            let ch = ki * c + c0 + j;
+            let arow = &inp.a[ch * s..(ch + 1) * s];
+            h.iter_mut().for_each(|v| *v = 0.0);
+            for t in 0..l {
+                let pos = position(ki, t, &d);
+                let u = inp.u[(b * l + pos) * c + c0 + j];
+                let raw = inp.delta[((b * k + ki) * l + pos) * c + c0 + j] + inp.delta_bias[ch];
+                let dt = crate::softplus(raw);
+                let row = &inp.x_dbl[((b * l + pos) * k + ki) * p..][..p];
+                let mut y = inp.d[ch] * u;
+                for si in 0..s {
+                    h[si] = crate::cpu::fast_exp(dt * arow[si]) * h[si] + dt * u * row[r + si];
+                    y += h[si] * row[r + s + si];
+                }
+                part[pos * LANES + j] += y;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(dims: CrossScanDims, seed: usize) -> [Vec<f32>; 6] {
+        let f = |i: usize, m: usize| ((((i + seed) * m) % 1009) as f32 / 504.5 - 1.0);
+        let (n, l, c, k, s) = (
+            dims.batch,
+            dims.len(),
+            dims.channels,
+            DIRECTIONS,
+            dims.d_state,
+        );
+        [
+            (0..n * l * c).map(|i| f(i, 7)).collect(),
+            (0..n * k * l * c).map(|i| 3.0 * f(i, 11) - 1.0).collect(),
+            (0..n * l * k * dims.proj()).map(|i| f(i, 13)).collect(),
+            (0..k * c * s).map(|i| -(0.5 + (i % s) as f32)).collect(),
+            (0..k * c).map(|i| f(i, 17)).collect(),
+            (0..k * c).map(|i| 0.3 * f(i, 19)).collect(),
+        ]
+    }
+
+    #[test]
+    fn matches_the_official_composition() {
+        for (dims, seed) in [
+            (
+                CrossScanDims {
+                    batch: 2,
+                    height: 4,
+                    width: 6,
+                    channels: 16,
+                    d_state: 5,
+                    dt_rank: 2,
+                },
+                1,
+            ),
+            (
+                CrossScanDims {
+                    batch: 1,
+                    height: 8,
+                    width: 8,
+                    channels: 20,
+                    d_state: 16,
+                    dt_rank: 3,
+                },
+                2,
+            ),
+            (
+                CrossScanDims {
+                    batch: 1,
+                    height: 3,
+                    width: 1,
+                    channels: 8,
+                    d_state: 1,
+                    dt_rank: 1,
+                },
+                3,
+            ),
+        ] {
+            let [u, delta, x_dbl, a, d, bias] = case(dims, seed);
+            let inp = CrossScanInputs {
+                dims,
+                u: &u,
+                delta: &delta,
+                x_dbl: &x_dbl,
+                a: &a,
+                d: &d,
+                delta_bias: &bias,
+            };
+            let want = cross_scan_reference(&inp).unwrap();
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for simd in [false, true] {
+                let got = cross_scan_impl(&inp, simd).unwrap();
+                let e = got
+                    .iter()
+                    .zip(&want)
+                    .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+                    / scale;
+                assert!(e <= 1e-5, "{dims:?} simd={simd}: relative error {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_lengths_are_reported() {
+        let dims = CrossScanDims {
+            batch: 1,
+            height: 2,
+            width: 2,
+            channels: 8,
+            d_state: 2,
+            dt_rank: 1,
+        };
+        let [u, delta, x_dbl, a, d, bias] = case(dims, 0);
+        let inp = CrossScanInputs {
+            dims,
+            u: &u[1..],
+            delta: &delta,
+            x_dbl: &x_dbl,
+            a: &a,
+            d: &d,
+            delta_bias: &bias,
+        };
+        assert!(cross_scan(&inp).unwrap_err().to_string().contains("`u`"));
+    }
+}
