@@ -123,7 +123,7 @@ impl VmUnetConfig {
             }
         }
         let last = self.dims[n - 1];
-        if self.dims[0] % 4 != 0 {
+        if !self.dims[0].is_multiple_of(4) {
             return err(format!(
                 "dims[0] = {} must be divisible by 4 (final x4 patch expand)",
                 self.dims[0]
@@ -138,7 +138,7 @@ impl VmUnetConfig {
         {
             return err("sizes must be positive".into());
         }
-        if self.d_conv % 2 == 0 {
+        if self.d_conv.is_multiple_of(2) {
             return err(format!("d_conv = {} must be odd", self.d_conv));
         }
         if self.dt_rank == Some(0) {

@@ -8,8 +8,11 @@ use burn::tensor::{backend::Backend, Tensor};
 /// a `.input` suffix marks a module's input. Layout is NHWC except SS2D's `conv2d` / `act`
 /// and `final_conv` (NCHW), as in the official code.
 pub struct Trace<'a, B: Backend> {
-    sink: Option<&'a mut dyn FnMut(&str, Tensor<B, 4>)>,
+    sink: Option<&'a mut Sink<'a, B>>,
 }
+
+/// The callback a [`Trace`] feeds.
+pub type Sink<'s, B> = dyn FnMut(&str, Tensor<B, 4>) + 's;
 
 impl<'a, B: Backend> Trace<'a, B> {
     /// A trace that records nothing.
@@ -18,7 +21,7 @@ impl<'a, B: Backend> Trace<'a, B> {
     }
 
     /// A trace that calls `sink` for every activation.
-    pub fn new(sink: &'a mut dyn FnMut(&str, Tensor<B, 4>)) -> Self {
+    pub fn new(sink: &'a mut Sink<'a, B>) -> Self {
         Self { sink: Some(sink) }
     }
 

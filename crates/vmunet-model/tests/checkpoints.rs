@@ -83,7 +83,7 @@ fn wrapped_and_prefixed_state_dicts_load() {
     checkpoint::load::<CpuBackend>(&p, &Default::default()).unwrap();
 }
 
-fn fixture_tensors() -> Option<Vec<(String, Vec<usize>, Vec<f32>)>> {
+fn fixture_tensors() -> Option<Vec<NamedTensor>> {
     let dir = fixtures()?;
     Some(read_safetensors(
         &dir.join("small_strong_model.safetensors"),
@@ -164,8 +164,7 @@ fn explicit_config_mismatch_reports_shapes() {
         &cfg,
         &Default::default(),
     )
-    .err()
-    .expect("d_state mismatch must fail");
+    .expect_err("d_state mismatch must fail");
     let msg = e.to_string();
     assert!(
         msg.contains("A_logs")

@@ -5,6 +5,9 @@ use rayon::prelude::*;
 
 use crate::{ScanGrads, ScanInputs};
 
+/// Per (batch, group): the group index and its partial dA, dD, d(delta_bias).
+type GroupPartial = (usize, Vec<f64>, Vec<f64>, Vec<f64>);
+
 pub(crate) fn backward(inp: &ScanInputs<'_>, dy: &[f32]) -> ScanGrads {
     let d = inp.dims;
     let (len, n_st, cpg) = (d.len, d.d_state, d.channels_per_group());
@@ -23,7 +26,7 @@ pub(crate) fn backward(inp: &ScanInputs<'_>, dy: &[f32]) -> ScanGrads {
     let x_chunk = cpg * len;
     let bc_chunk = n_st * len;
     // Per (batch, group): partial dA, dD, d(delta_bias) for the group's channels.
-    let partials: Vec<(usize, Vec<f64>, Vec<f64>, Vec<f64>)> = g
+    let partials: Vec<GroupPartial> = g
         .u
         .par_chunks_mut(x_chunk)
         .zip(g.delta.par_chunks_mut(x_chunk))

@@ -347,7 +347,7 @@ pub(crate) mod avx2 {
             8.333_452e-3,
             4.166_579_6e-2,
             1.666_666_5e-1,
-            5.000_000_1e-1,
+            0.5,
         ] {
             p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(k));
         }
@@ -378,7 +378,7 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     e * f32::from_bits(((ni + 127) as u32) << 23)
 }
@@ -399,7 +399,7 @@ mod tests {
             d_state: 16,
             groups: 4,
         };
-        let f = |i: usize, k: usize| (((i * k) % 1013) as f32 / 506.0 - 1.0);
+        let f = |i: usize, k: usize| ((i * k) % 1013) as f32 / 506.0 - 1.0;
         let u: Vec<f32> = (0..dims.x_len()).map(|i| f(i, 7)).collect();
         let delta: Vec<f32> = (0..dims.x_len()).map(|i| 4.0 * f(i, 13) - 1.0).collect();
         let a: Vec<f32> = (0..44 * 16).map(|i| -(1.0 + (i % 16) as f32)).collect();

@@ -257,7 +257,7 @@ mod tests {
     use super::*;
 
     fn case(dims: CrossScanDims, seed: usize) -> [Vec<f32>; 6] {
-        let f = |i: usize, m: usize| ((((i + seed) * m) % 1009) as f32 / 504.5 - 1.0);
+        let f = |i: usize, m: usize| (((i + seed) * m) % 1009) as f32 / 504.5 - 1.0;
         let (n, l, c, k, s) = (
             dims.batch,
             dims.len(),

@@ -92,7 +92,7 @@ impl ScanInputs<'_> {
     /// Checks every buffer against `dims`.
     pub fn validate(&self) -> Result<(), ScanError> {
         let d = &self.dims;
-        if d.groups == 0 || d.channels % d.groups != 0 {
+        if d.groups == 0 || !d.channels.is_multiple_of(d.groups) {
             return Err(ScanError::Dims(format!(
                 "channels ({}) must be a positive multiple of groups ({})",
                 d.channels, d.groups

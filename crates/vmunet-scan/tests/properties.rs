@@ -173,15 +173,19 @@ fn backward_matches_finite_differences() {
         let grads = CpuScan.backward(&case.inputs(), &w).unwrap();
         let check = |name: &str, analytic: &[f32], pick: &dyn Fn(&mut Case) -> &mut Vec<f32>| {
             let mut probe = case.clone();
-            let n = pick(&mut probe).len();
-            for i in 0..n {
+            assert_eq!(
+                pick(&mut probe).len(),
+                analytic.len(),
+                "{name}: gradient length"
+            );
+            for (i, an) in analytic.iter().enumerate() {
                 let h = 1e-2f32;
                 let mut plus = case.clone();
                 pick(&mut plus)[i] += h;
                 let mut minus = case.clone();
                 pick(&mut minus)[i] -= h;
                 let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
-                let an = analytic[i] as f64;
+                let an = *an as f64;
                 let tol = 2e-3 * (1.0 + fd.abs());
                 assert!(
                     (fd - an).abs() <= tol,

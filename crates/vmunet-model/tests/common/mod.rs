@@ -43,8 +43,11 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
+/// (name, shape, f32 data) of one tensor.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Minimal safetensors writer for building malformed test files: (name, shape, f32 data).
-pub fn write_safetensors(path: &std::path::Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+pub fn write_safetensors(path: &std::path::Path, tensors: &[NamedTensor]) {
     let mut header = serde_json::Map::new();
     let mut offset = 0usize;
     for (name, shape, data) in tensors {
@@ -56,7 +59,7 @@ pub fn write_safetensors(path: &std::path::Path, tensors: &[(String, Vec<usize>,
         offset = end;
     }
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -70,7 +73,7 @@ pub fn write_safetensors(path: &std::path::Path, tensors: &[(String, Vec<usize>,
 }
 
 /// Reads a safetensors file of F32 tensors: (name, shape, data) in header order.
-pub fn read_safetensors(path: &std::path::Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+pub fn read_safetensors(path: &std::path::Path) -> Vec<NamedTensor> {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Map<String, serde_json::Value> =
