@@ -104,6 +104,36 @@ fn position(k: usize, t: usize, dims: &CrossScanDims) -> usize {
 /// [`ReferenceScan`], map back and sum. Slow; the ground truth for [`cross_scan`].
 pub fn cross_scan_reference(inp: &CrossScanInputs<'_>) -> Result<Vec<f32>, ScanError> {
     inp.validate()?;
+    let m = MambaLayout::new(inp);
+    let out = ReferenceScan.forward(&m.inputs(inp))?;
+    Ok(m.merge(inp.dims, &out))
+}
+
+/// Gradients of a cross scan, in the layouts of [`CrossScanInputs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossScanGrads {
+    /// d/du, `(N, L, D)`.
+    pub u: Vec<f32>,
+    /// d/d(delta) before bias and softplus, `(N, K, L, D)`.
+    pub delta: Vec<f32>,
+    /// d/d(x_dbl), `(N, L, K, R + 2S)`; the `dt` columns are zero (they reach the scan only
+    /// through `delta`).
+    pub x_dbl: Vec<f32>,
+    /// d/dA, `(K D, S)`.
+    pub a: Vec<f32>,
+    /// d/dD, `(K D)`.
+    pub d: Vec<f32>,
+    /// d/d(delta_bias), `(K D)`.
+    pub delta_bias: Vec<f32>,
+}
+
+/// Backward pass of [`cross_scan`] for `dy` `(N, L, D)`: the cross layout is an index
+/// permutation of mamba's, so this runs the shared scan backward on the permuted buffers.
+pub fn cross_scan_backward(
+    inp: &CrossScanInputs<'_>,
+    dy: &[f32],
+) -> Result<CrossScanGrads, ScanError> {
+    inp.validate()?;
     let d = inp.dims;
     let (n, l, c, k, s, r, p) = (
         d.batch,
@@ -114,58 +144,144 @@ pub fn cross_scan_reference(inp: &CrossScanInputs<'_>) -> Result<Vec<f32>, ScanE
         d.dt_rank,
         d.proj(),
     );
-    let mut u = vec![0f32; n * k * c * l];
-    let mut delta = vec![0f32; n * k * c * l];
-    let mut b = vec![0f32; n * k * s * l];
-    let mut cc = vec![0f32; n * k * s * l];
+    if dy.len() != n * l * c {
+        return Err(ScanError::Length {
+            name: "dy",
+            expected: n * l * c,
+            found: dy.len(),
+        });
+    }
+    let m = MambaLayout::new(inp);
+    // dy is shared by the four directions (their outputs are summed).
+    let mut dy_m = vec![0f32; n * k * c * l];
     for bi in 0..n {
         for ki in 0..k {
             for t in 0..l {
                 let pos = position(ki, t, &d);
                 for ch in 0..c {
-                    let m = (bi * k * c + ki * c + ch) * l + t;
-                    u[m] = inp.u[(bi * l + pos) * c + ch];
-                    delta[m] = inp.delta[((bi * k + ki) * l + pos) * c + ch];
+                    dy_m[(bi * k * c + ki * c + ch) * l + t] = dy[(bi * l + pos) * c + ch];
+                }
+            }
+        }
+    }
+    let g = crate::backward::backward(&m.inputs(inp), &dy_m);
+    let mut out = CrossScanGrads {
+        u: vec![0.0; n * l * c],
+        delta: vec![0.0; n * k * l * c],
+        x_dbl: vec![0.0; n * l * k * p],
+        a: g.a,
+        d: g.d,
+        delta_bias: g.delta_bias,
+    };
+    for bi in 0..n {
+        for ki in 0..k {
+            for t in 0..l {
+                let pos = position(ki, t, &d);
+                for ch in 0..c {
+                    let mi = (bi * k * c + ki * c + ch) * l + t;
+                    out.u[(bi * l + pos) * c + ch] += g.u[mi];
+                    out.delta[((bi * k + ki) * l + pos) * c + ch] = g.delta[mi];
                 }
                 let row = ((bi * l + pos) * k + ki) * p;
                 for si in 0..s {
-                    let m = ((bi * k + ki) * s + si) * l + t;
-                    b[m] = inp.x_dbl[row + r + si];
-                    cc[m] = inp.x_dbl[row + r + s + si];
+                    let mi = ((bi * k + ki) * s + si) * l + t;
+                    out.x_dbl[row + r + si] = g.b[mi];
+                    out.x_dbl[row + r + s + si] = g.c[mi];
                 }
             }
         }
     }
-    let m = ScanInputs {
-        dims: ScanDims {
-            batch: n,
-            channels: k * c,
-            len: l,
-            d_state: s,
-            groups: k,
-        },
-        u: &u,
-        delta: &delta,
-        a: inp.a,
-        b: &b,
-        c: &cc,
-        d: inp.d,
-        delta_bias: inp.delta_bias,
-        delta_softplus: true,
-    };
-    let out = ReferenceScan.forward(&m)?;
-    let mut y = vec![0f32; n * l * c];
-    for bi in 0..n {
-        for ki in 0..k {
-            for t in 0..l {
-                let pos = position(ki, t, &d);
-                for ch in 0..c {
-                    y[(bi * l + pos) * c + ch] += out[(bi * k * c + ki * c + ch) * l + t];
+    Ok(out)
+}
+
+/// Owned mamba-layout copies of a cross scan's per-direction inputs.
+struct MambaLayout {
+    dims: ScanDims,
+    u: Vec<f32>,
+    delta: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+}
+
+impl MambaLayout {
+    fn inputs<'a>(&'a self, inp: &CrossScanInputs<'a>) -> ScanInputs<'a> {
+        ScanInputs {
+            dims: self.dims,
+            u: &self.u,
+            delta: &self.delta,
+            a: inp.a,
+            b: &self.b,
+            c: &self.c,
+            d: inp.d,
+            delta_bias: inp.delta_bias,
+            delta_softplus: true,
+        }
+    }
+
+    /// Maps mamba-layout outputs `(N, K D, L)` back to row-major positions and sums them.
+    fn merge(&self, d: CrossScanDims, out: &[f32]) -> Vec<f32> {
+        let (n, l, c, k) = (d.batch, d.len(), d.channels, DIRECTIONS);
+        let mut y = vec![0f32; n * l * c];
+        for bi in 0..n {
+            for ki in 0..k {
+                for t in 0..l {
+                    let pos = position(ki, t, &d);
+                    for ch in 0..c {
+                        y[(bi * l + pos) * c + ch] += out[(bi * k * c + ki * c + ch) * l + t];
+                    }
                 }
             }
         }
+        y
     }
-    Ok(y)
+
+    fn new(inp: &CrossScanInputs<'_>) -> Self {
+        let d = inp.dims;
+        let (n, l, c, k, s, r, p) = (
+            d.batch,
+            d.len(),
+            d.channels,
+            DIRECTIONS,
+            d.d_state,
+            d.dt_rank,
+            d.proj(),
+        );
+        let mut u = vec![0f32; n * k * c * l];
+        let mut delta = vec![0f32; n * k * c * l];
+        let mut b = vec![0f32; n * k * s * l];
+        let mut cc = vec![0f32; n * k * s * l];
+        for bi in 0..n {
+            for ki in 0..k {
+                for t in 0..l {
+                    let pos = position(ki, t, &d);
+                    for ch in 0..c {
+                        let m = (bi * k * c + ki * c + ch) * l + t;
+                        u[m] = inp.u[(bi * l + pos) * c + ch];
+                        delta[m] = inp.delta[((bi * k + ki) * l + pos) * c + ch];
+                    }
+                    let row = ((bi * l + pos) * k + ki) * p;
+                    for si in 0..s {
+                        let m = ((bi * k + ki) * s + si) * l + t;
+                        b[m] = inp.x_dbl[row + r + si];
+                        cc[m] = inp.x_dbl[row + r + s + si];
+                    }
+                }
+            }
+        }
+        MambaLayout {
+            dims: ScanDims {
+                batch: n,
+                channels: k * c,
+                len: l,
+                d_state: s,
+                groups: k,
+            },
+            u,
+            delta,
+            b,
+            c: cc,
+        }
+    }
 }
 
 const LANES: usize = 8;
@@ -332,6 +448,63 @@ mod tests {
                     .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
                     / scale;
                 assert!(e <= 1e-5, "{dims:?} simd={simd}: relative error {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn backward_matches_finite_differences() {
+        let dims = CrossScanDims {
+            batch: 1,
+            height: 3,
+            width: 2,
+            channels: 8,
+            d_state: 2,
+            dt_rank: 1,
+        };
+        let [u, delta, x_dbl, a, d, bias] = case(dims, 5);
+        let w: Vec<f32> = (0..u.len())
+            .map(|i| ((i * 37) % 11) as f32 / 5.0 - 1.0)
+            .collect();
+        let loss = |u: &[f32], delta: &[f32], x_dbl: &[f32]| -> f64 {
+            let inp = CrossScanInputs {
+                dims,
+                u,
+                delta,
+                x_dbl,
+                a: &a,
+                d: &d,
+                delta_bias: &bias,
+            };
+            let y = cross_scan_reference(&inp).unwrap();
+            y.iter().zip(&w).map(|(a, b)| *a as f64 * *b as f64).sum()
+        };
+        let inp = CrossScanInputs {
+            dims,
+            u: &u,
+            delta: &delta,
+            x_dbl: &x_dbl,
+            a: &a,
+            d: &d,
+            delta_bias: &bias,
+        };
+        let g = cross_scan_backward(&inp, &w).unwrap();
+        let h = 1e-2f32;
+        let fd = |which: usize, i: usize| {
+            let mut v = [u.clone(), delta.clone(), x_dbl.clone()];
+            v[which][i] += h;
+            let plus = loss(&v[0], &v[1], &v[2]);
+            v[which][i] -= 2.0 * h;
+            let minus = loss(&v[0], &v[1], &v[2]);
+            (plus - minus) / (2.0 * h as f64)
+        };
+        for (which, grad) in [(0, &g.u), (1, &g.delta), (2, &g.x_dbl)] {
+            for (i, an) in grad.iter().enumerate() {
+                let num = fd(which, i);
+                assert!(
+                    (num - *an as f64).abs() <= 2e-3 * (1.0 + num.abs()),
+                    "input {which}[{i}]: {an} vs {num}"
+                );
             }
         }
     }

@@ -22,7 +22,10 @@ mod reference;
 
 pub use burn_op::{host_scan, selective_scan, ScanBackend};
 pub use cpu::CpuScan;
-pub use cross::{cross_scan, cross_scan_reference, CrossScanDims, CrossScanInputs, DIRECTIONS};
+pub use cross::{
+    cross_scan, cross_scan_backward, cross_scan_reference, CrossScanDims, CrossScanGrads,
+    CrossScanInputs, DIRECTIONS,
+};
 pub use dims::{ScanDims, ScanError, ScanInputs};
 pub use reference::ReferenceScan;
 
