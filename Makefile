@@ -8,8 +8,14 @@ export VMUNET_SHARED ?= $(SHARED)
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/vmunet
 BIN := $(CARGO_TARGET_DIR)/release/vmunet
 DEMO_OUT ?= demo-out
+# Python tools used only by tests: the reference ONNX checker and ONNX Runtime.
+VENV := build/venv
+PYTHON ?= python3
+ONNX_VERSION := 1.23.2
+ORT_VERSION := 1.32.0
+export VMUNET_PYTHON := $(abspath $(VENV))/bin/python
 
-.PHONY: all build test lint fmt demo bench clean toolchain
+.PHONY: all build test lint fmt demo bench clean toolchain venv
 
 all: build
 
@@ -19,8 +25,15 @@ toolchain:
 build: toolchain
 	$(CARGO) build --release -p vmunet-cli
 
+$(VENV)/.ok:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check onnx==$(ONNX_VERSION) onnxruntime==$(ORT_VERSION) numpy
+	touch $@
+
+venv: $(VENV)/.ok
+
 # Unit tests beside the code, fixture parity, CLI end-to-end tests (tests/).
-test: toolchain
+test: toolchain venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build -p vmunet-cli
 	VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace
@@ -51,4 +64,4 @@ bench: build
 	$(BIN) bench --preset paper --runs 5 --json bench-paper.json
 
 clean:
-	rm -rf $(DEMO_OUT) bench-paper.json
+	rm -rf $(DEMO_OUT) bench-paper.json build

@@ -23,6 +23,12 @@ pub struct Args {
     /// Write probabilities (sigmoid / softmax) instead of raw logits.
     #[arg(long)]
     probabilities: bool,
+    /// Run an exported ONNX model instead of a checkpoint.
+    #[arg(long, value_name = "model.onnx", conflicts_with_all = ["checkpoint", "preset"])]
+    model: Option<PathBuf>,
+    /// Runtime for --model.
+    #[arg(long, default_value = "tract", requires = "model")]
+    runtime: vmunet_runtime::RuntimeKind,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -34,6 +40,23 @@ pub fn run(a: Args) -> Result<()> {
             a.input.display()
         ),
     };
+    if let Some(model) = &a.model {
+        let mut rt = vmunet_runtime::open(a.runtime, model)?;
+        let mut y = rt
+            .run(&arr)
+            .with_context(|| format!("running {} on {}", model.display(), a.input.display()))?;
+        if a.probabilities {
+            vmunet_data::activate(&mut y.data, &y.shape);
+        }
+        write_npy(&a.output, &y.shape, &y.data)?;
+        eprintln!(
+            "wrote {} {:?} with {}",
+            a.output.display(),
+            y.shape,
+            rt.description()
+        );
+        return Ok(());
+    }
     let loaded = a.source.load()?;
     loaded
         .model

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod export;
 mod forward;
 mod info;
 mod segment;
@@ -22,10 +23,12 @@ struct Cli {
 enum Command {
     /// Show a checkpoint's (or a preset's) configuration, parameter count and stage shapes.
     Info(info::Args),
-    /// Run the model on an NCHW float32 .npy and write logits (or probabilities) as .npy.
+    /// Run the model (checkpoint, or exported ONNX with --model) on an NCHW float32 .npy.
     Forward(forward::Args),
     /// Segment images: writes NAME_mask.png and NAME_overlay.png at the original size.
     Segment(segment::Args),
+    /// Export a checkpoint to ONNX (standard operators, dynamic batch).
+    Export(export::Args),
     /// Time the forward pass on the CPU backend and report latency and peak memory.
     Bench(bench::Args),
 }
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Forward(a) => forward::run(a),
         Command::Segment(a) => segment::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Export(a) => export::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,7 +29,7 @@ impl Preset {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelSource {
     /// Checkpoint: official PyTorch .pth, .safetensors, or a vmunet .bpk record.
-    #[arg(long, value_name = "FILE", required_unless_present = "preset")]
+    #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
     /// Use a built-in configuration with freshly initialised weights instead.
     #[arg(long, value_enum, conflicts_with = "checkpoint")]

@@ -10,7 +10,7 @@ mod resize;
 
 pub use error::DataError;
 pub use npy::{read_npy, read_npz, write_npy, Array};
-pub use postprocess::{mask_from_probabilities, overlay, save_png_atomic, Mask};
+pub use postprocess::{activate, mask_from_probabilities, overlay, save_png_atomic, Mask};
 pub use preprocess::{load_image, preprocess, ImageTensor, Preprocess};
 pub use resize::resize_bilinear;
 

@@ -34,6 +34,38 @@ impl Mask {
     }
 }
 
+/// Turns NCHW logits `(N, classes, H, W)` into probabilities in place: sigmoid for one
+/// class, softmax over the class axis otherwise (the model's own activation).
+pub fn activate(logits: &mut [f32], shape: &[usize]) {
+    let (n, k) = (
+        shape.first().copied().unwrap_or(1),
+        shape.get(1).copied().unwrap_or(1),
+    );
+    if k <= 1 {
+        logits
+            .iter_mut()
+            .for_each(|v| *v = 1.0 / (1.0 + (-*v).exp()));
+        return;
+    }
+    let hw = logits.len() / (n * k).max(1);
+    for sample in logits.chunks_mut(k * hw) {
+        for p in 0..hw {
+            let max = (0..k)
+                .map(|c| sample[c * hw + p])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for c in 0..k {
+                let e = (sample[c * hw + p] - max).exp();
+                sample[c * hw + p] = e;
+                sum += e;
+            }
+            for c in 0..k {
+                sample[c * hw + p] /= sum;
+            }
+        }
+    }
+}
+
 /// Resizes probabilities `(classes, h, w)` to `out` bilinearly, then thresholds (one class,
 /// `p >= threshold`) or takes the arg-max (several classes).
 pub fn mask_from_probabilities(
@@ -122,6 +154,18 @@ pub fn save_png_atomic(img: &DynamicImage, path: &Path) -> Result<(), DataError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activations() {
+        let mut x = vec![0.0, 2.0];
+        activate(&mut x, &[1, 1, 1, 2]);
+        assert!((x[0] - 0.5).abs() < 1e-6 && (x[1] - 0.880_797).abs() < 1e-5);
+        // Two samples, two classes, one pixel each.
+        let mut y = vec![1.0, 1.0, 0.0, 3.0_f32.ln()];
+        activate(&mut y, &[2, 2, 1, 1]);
+        assert!((y[0] - 0.5).abs() < 1e-6 && (y[1] - 0.5).abs() < 1e-6);
+        assert!((y[2] - 0.25).abs() < 1e-6 && (y[3] - 0.75).abs() < 1e-6);
+    }
 
     #[test]
     fn threshold_and_argmax() {

@@ -65,3 +65,46 @@ fn small_strong_in_tract_matches_official() {
         assert!(d <= 5e-4, "tract small_strong{suffix}: max|diff| {d}");
     }
 }
+
+/// The reference ONNX checker (full check) and ONNX Runtime CPU, through the test virtual
+/// environment the Makefile builds (`VMUNET_PYTHON`).
+#[test]
+fn onnx_checker_and_onnxruntime_accept_the_export() {
+    let Some(dir) = fixtures() else { return };
+    let Some(python) =
+        std::env::var_os("VMUNET_PYTHON").filter(|p| std::path::Path::new(p).is_file())
+    else {
+        eprintln!("SKIP: VMUNET_PYTHON is not set (run through `make test`, which installs onnx and onnxruntime)");
+        return;
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../onnx/check_model.py");
+    let (model, info) =
+        checkpoint::load::<CpuBackend>(&dir.join("small_strong_model.pth"), &Default::default())
+            .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("small_strong.onnx");
+    write(&path_proto(&model, &info.config), &path).unwrap();
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&path)
+        .arg(dir.join("small_strong_input_b2.npy"))
+        .arg(dir.join("small_strong_logits_b2.npy"))
+        .arg("5e-4")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("onnx.checker: OK"), "{text}");
+}
+
+fn path_proto(
+    model: &vmunet_model::VmUnet<CpuBackend>,
+    cfg: &vmunet_model::VmUnetConfig,
+) -> tract_onnx::pb::ModelProto {
+    export(model, cfg, &ExportOptions::default()).unwrap()
+}

@@ -1,0 +1,80 @@
+//! Runtimes for exported VM-UNet models behind one trait: load a model file, run NCHW float32
+//! batches, report what ran. tract (pure Rust, any CPU) is built in.
+
+mod model_file;
+mod tract_rt;
+
+use std::path::Path;
+
+pub use model_file::{ModelFile, ModelInput};
+pub use tract_rt::TractRuntime;
+use vmunet_data::Array;
+
+/// Runtime errors; each names the file or the tensor at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The model file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not a usable ONNX model.
+    #[error("{path}: not a valid ONNX model ({reason})")]
+    NotOnnx {
+        /// File.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The input does not fit the model.
+    #[error("input shape {found:?} does not fit the model input {expected}")]
+    Shape {
+        /// The model's declared input.
+        expected: String,
+        /// What was given.
+        found: Vec<usize>,
+    },
+    /// The back-end failed while preparing or running.
+    #[error("{runtime}: {message}")]
+    Backend {
+        /// Runtime name.
+        runtime: String,
+        /// Back-end message.
+        message: String,
+    },
+}
+
+/// A loaded model that runs NCHW float32 batches.
+pub trait Runtime {
+    /// Back-end and device that actually run, e.g. `tract (CPU)`.
+    fn description(&self) -> String;
+    /// Runs one batch and returns the model's first output (logits).
+    fn run(&mut self, input: &Array) -> Result<Array, RuntimeError>;
+}
+
+/// The runtimes this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// tract, CPU.
+    Tract,
+}
+
+impl std::str::FromStr for RuntimeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tract" => Ok(Self::Tract),
+            other => Err(format!("unknown runtime `{other}` (available: tract)")),
+        }
+    }
+}
+
+/// Opens `path` with the chosen runtime.
+pub fn open(kind: RuntimeKind, path: &Path) -> Result<Box<dyn Runtime>, RuntimeError> {
+    match kind {
+        RuntimeKind::Tract => Ok(Box::new(TractRuntime::open(path)?)),
+    }
+}

@@ -1,0 +1,139 @@
+//! Reading an ONNX file's declared input and metadata before any runtime touches it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use tract_onnx::pb::{tensor_shape_proto::dimension, type_proto, ModelProto};
+
+use crate::RuntimeError;
+
+/// One input dimension: fixed or symbolic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelDim {
+    /// A fixed size.
+    Fixed(usize),
+    /// A named or unknown size (any value is accepted).
+    Free(String),
+}
+
+/// The model's first input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInput {
+    /// Input name.
+    pub name: String,
+    /// Declared dimensions.
+    pub dims: Vec<ModelDim>,
+}
+
+impl ModelInput {
+    /// Checks `shape` against the declared dimensions.
+    pub fn check(&self, shape: &[usize]) -> Result<(), RuntimeError> {
+        let ok = shape.len() == self.dims.len()
+            && shape.iter().zip(&self.dims).all(|(s, d)| match d {
+                ModelDim::Fixed(v) => v == s,
+                ModelDim::Free(_) => *s > 0,
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(RuntimeError::Shape {
+                expected: self.to_string(),
+                found: shape.to_vec(),
+            })
+        }
+    }
+}
+
+impl std::fmt::Display for ModelInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dims: Vec<String> = self
+            .dims
+            .iter()
+            .map(|d| match d {
+                ModelDim::Fixed(v) => v.to_string(),
+                ModelDim::Free(n) => n.clone(),
+            })
+            .collect();
+        write!(f, "`{}` [{}]", self.name, dims.join(", "))
+    }
+}
+
+/// An ONNX file's input declaration and `metadata_props`.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    /// File.
+    pub path: PathBuf,
+    /// First input.
+    pub input: ModelInput,
+    /// Metadata entries.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ModelFile {
+    /// Reads and checks the file's header information.
+    pub fn read(path: &Path) -> Result<Self, RuntimeError> {
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |reason: String| RuntimeError::NotOnnx {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let proto = ModelProto::decode(bytes.as_slice()).map_err(|e| {
+            bad(format!(
+                "protobuf decoding failed: {e}; the file may be truncated"
+            ))
+        })?;
+        let graph = proto.graph.ok_or_else(|| bad("it has no graph".into()))?;
+        if graph.node.is_empty() {
+            return Err(bad("its graph has no nodes".into()));
+        }
+        let inits: std::collections::HashSet<&str> =
+            graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let vi = graph
+            .input
+            .iter()
+            .find(|i| !inits.contains(i.name.as_str()))
+            .ok_or_else(|| bad("it declares no input".into()))?;
+        let dims = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(t)) => t
+                .shape
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match &d.value {
+                            Some(dimension::Value::DimValue(v)) if *v > 0 => {
+                                ModelDim::Fixed(*v as usize)
+                            }
+                            Some(dimension::Value::DimParam(p)) => ModelDim::Free(p.clone()),
+                            _ => ModelDim::Free("?".into()),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => return Err(bad(format!("input `{}` is not a tensor", vi.name))),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            input: ModelInput {
+                name: vi.name.clone(),
+                dims,
+            },
+            metadata: proto
+                .metadata_props
+                .into_iter()
+                .map(|e| (e.key, e.value))
+                .collect(),
+        })
+    }
+
+    /// The output activation recorded at export (`sigmoid` or `softmax`).
+    pub fn activation(&self) -> Option<&str> {
+        self.metadata
+            .get("vmunet.output_activation")
+            .map(String::as_str)
+    }
+}

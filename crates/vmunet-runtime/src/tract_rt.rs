@@ -1,0 +1,81 @@
+//! tract back-end: an optimised plan per input shape, CPU.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tract_onnx::prelude::*;
+use vmunet_data::Array;
+
+use crate::{ModelFile, Runtime, RuntimeError};
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// Runs an ONNX model with tract; plans are built lazily for each input shape.
+pub struct TractRuntime {
+    file: ModelFile,
+    model: InferenceModel,
+    plans: HashMap<Vec<usize>, Plan>,
+}
+
+fn backend(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Backend {
+        runtime: "tract".into(),
+        message: e.to_string(),
+    }
+}
+
+impl TractRuntime {
+    /// Loads and checks `path`.
+    pub fn open(path: &Path) -> Result<Self, RuntimeError> {
+        let file = ModelFile::read(path)?;
+        let model = tract_onnx::onnx()
+            .model_for_path(path)
+            .map_err(|e| RuntimeError::NotOnnx {
+                path: path.to_path_buf(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(Self {
+            file,
+            model,
+            plans: HashMap::new(),
+        })
+    }
+
+    /// The model file's header information.
+    pub fn file(&self) -> &ModelFile {
+        &self.file
+    }
+
+    fn plan(&mut self, shape: &[usize]) -> Result<Plan, RuntimeError> {
+        if let Some(p) = self.plans.get(shape) {
+            return Ok(p.clone());
+        }
+        let plan = self
+            .model
+            .clone()
+            .with_input_fact(0, f32::fact(shape).into())
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(backend)?;
+        self.plans.insert(shape.to_vec(), plan.clone());
+        Ok(plan)
+    }
+}
+
+impl Runtime for TractRuntime {
+    fn description(&self) -> String {
+        "tract (CPU)".into()
+    }
+
+    fn run(&mut self, input: &Array) -> Result<Array, RuntimeError> {
+        self.file.input.check(&input.shape)?;
+        let plan = self.plan(&input.shape)?;
+        let x = Tensor::from_shape(&input.shape, &input.data).map_err(backend)?;
+        let out = plan.run(tvec!(x.into())).map_err(backend)?;
+        let y = out[0].to_plain_array_view::<f32>().map_err(backend)?;
+        Ok(Array {
+            shape: y.shape().to_vec(),
+            data: y.iter().copied().collect(),
+        })
+    }
+}
