@@ -14,6 +14,9 @@ PYTHON ?= python3
 ONNX_VERSION := 1.23.2
 ORT_VERSION := 1.32.0
 export VMUNET_PYTHON := $(abspath $(VENV))/bin/python
+# ONNX Runtime for the `ort` runtime: the library inside the onnxruntime wheel (resolved lazily,
+# after the venv exists). On a Jetson, point ORT_DYLIB_PATH at JetPack's build instead.
+export ORT_DYLIB_PATH ?= $(shell ls $(abspath $(VENV))/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n 1)
 
 .PHONY: all build test lint fmt demo bench clean toolchain venv
 

@@ -385,3 +385,73 @@ fn export_then_forward_in_tract_matches_official() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("opset 13"), "{}", stderr(&o));
 }
+
+/// ONNX Runtime (CPU) through `ort` with the library from the onnxruntime wheel.
+#[test]
+fn forward_in_onnxruntime_matches_official() {
+    let Some(sh) = shared() else { return };
+    let Some(lib) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| Path::new(p).is_file()) else {
+        eprintln!("SKIP: ORT_DYLIB_PATH is not set (run through `make test`, which installs libonnxruntime)");
+        return;
+    };
+    let fx = sh.join("fixtures/official-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = tmp.path().join("model.onnx");
+    let o = run(&[
+        "export",
+        "--checkpoint",
+        s(&fx.join("small_strong_model.pth")),
+        "-o",
+        s(&onnx),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tmp.path().join("y.npy");
+    let input = fx.join("small_strong_input_b2.npy");
+    let o = run(&[
+        "forward",
+        "--model",
+        s(&onnx),
+        "--runtime",
+        "ort",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("onnxruntime (CPU)"), "{}", stderr(&o));
+    let got = vmunet_data::read_npy(&out).unwrap();
+    let want = vmunet_data::read_npy(&fx.join("small_strong_logits_b2.npy")).unwrap();
+    assert_eq!(got.shape, want.shape);
+    let d = got
+        .data
+        .iter()
+        .zip(&want.data)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    eprintln!("ort small_strong_b2: max|diff| {d:.3e}");
+    assert!(d <= 5e-4, "max|diff| {d}");
+    let _ = lib;
+    // A missing library is a clear error that says how to fix it.
+    let o = Command::new(bin())
+        .args([
+            "forward",
+            "--model",
+            s(&onnx),
+            "--runtime",
+            "ort",
+            "--input",
+            s(&input),
+            "--output",
+            s(&tmp.path().join("z.npy")),
+        ])
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("/nonexistent/libonnxruntime.so") && err.contains("ORT_DYLIB_PATH"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("z.npy").exists());
+}

@@ -2,11 +2,15 @@
 //! batches, report what ran. tract (pure Rust, any CPU) is built in.
 
 mod model_file;
+#[cfg(feature = "ort")]
+mod ort_rt;
 mod tract_rt;
 
 use std::path::Path;
 
 pub use model_file::{ModelFile, ModelInput};
+#[cfg(feature = "ort")]
+pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
 pub use tract_rt::TractRuntime;
 use vmunet_data::Array;
 
@@ -60,6 +64,8 @@ pub trait Runtime {
 pub enum RuntimeKind {
     /// tract, CPU.
     Tract,
+    /// ONNX Runtime (CPU unless a device profile selects CUDA / TensorRT).
+    Ort,
 }
 
 impl std::str::FromStr for RuntimeKind {
@@ -67,7 +73,8 @@ impl std::str::FromStr for RuntimeKind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "tract" => Ok(Self::Tract),
-            other => Err(format!("unknown runtime `{other}` (available: tract)")),
+            "ort" => Ok(Self::Ort),
+            other => Err(format!("unknown runtime `{other}` (available: tract, ort)")),
         }
     }
 }
@@ -76,5 +83,12 @@ impl std::str::FromStr for RuntimeKind {
 pub fn open(kind: RuntimeKind, path: &Path) -> Result<Box<dyn Runtime>, RuntimeError> {
     match kind {
         RuntimeKind::Tract => Ok(Box::new(TractRuntime::open(path)?)),
+        #[cfg(feature = "ort")]
+        RuntimeKind::Ort => Ok(Box::new(OrtRuntime::open(path, &OrtOptions::default())?)),
+        #[cfg(not(feature = "ort"))]
+        RuntimeKind::Ort => Err(RuntimeError::Backend {
+            runtime: "onnxruntime".into(),
+            message: "this build has no ONNX Runtime support (enable the `ort` feature)".into(),
+        }),
     }
 }

@@ -1,0 +1,242 @@
+//! ONNX Runtime back-end (`ort`, loaded dynamically from `libonnxruntime.so`), with execution
+//! providers tried in order and a report of the one that ran.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::ep;
+use ort::session::Session;
+use ort::value::Tensor;
+use vmunet_data::Array;
+
+use crate::{ModelFile, Runtime, RuntimeError};
+
+/// An execution provider and its options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Provider {
+    /// ONNX Runtime's CPU provider (always available).
+    Cpu,
+    /// CUDA.
+    Cuda {
+        /// GPU index.
+        device_id: i32,
+    },
+    /// TensorRT.
+    TensorRt {
+        /// GPU index.
+        device_id: i32,
+        /// Allow fp16 kernels.
+        fp16: bool,
+        /// Allow int8 kernels (needs a QDQ model or a calibration table).
+        int8: bool,
+        /// Engine cache folder.
+        engine_cache: Option<PathBuf>,
+        /// Timing cache folder.
+        timing_cache: Option<PathBuf>,
+        /// Builder workspace in bytes.
+        workspace_bytes: Option<usize>,
+    },
+}
+
+impl Provider {
+    /// Short name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Cpu => "CPU",
+            Provider::Cuda { .. } => "CUDA",
+            Provider::TensorRt { .. } => "TensorRT",
+        }
+    }
+
+    /// The provider's registration, or why this build cannot offer it.
+    fn dispatch(&self) -> Result<ep::ExecutionProviderDispatch, String> {
+        match self {
+            Provider::Cpu => Ok(ep::CPU::default().build().error_on_failure()),
+            #[cfg(feature = "cuda")]
+            Provider::Cuda { device_id } => Ok(ep::CUDA::default()
+                .with_device_id(*device_id)
+                .build()
+                .error_on_failure()),
+            #[cfg(feature = "tensorrt")]
+            Provider::TensorRt {
+                device_id,
+                fp16,
+                int8,
+                engine_cache,
+                timing_cache,
+                workspace_bytes,
+            } => {
+                let mut t = ep::TensorRT::default()
+                    .with_device_id(*device_id)
+                    .with_fp16(*fp16)
+                    .with_int8(*int8);
+                if let Some(dir) = engine_cache {
+                    t = t
+                        .with_engine_cache(true)
+                        .with_engine_cache_path(dir.display());
+                }
+                if let Some(dir) = timing_cache {
+                    t = t
+                        .with_timing_cache(true)
+                        .with_timing_cache_path(dir.display());
+                }
+                if let Some(ws) = workspace_bytes {
+                    t = t.with_max_workspace_size(*ws);
+                }
+                Ok(t.build().error_on_failure())
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(format!(
+                "this build has no {} support (build vmunet-runtime with the `{}` feature)",
+                other.name(),
+                other.name().to_lowercase()
+            )),
+        }
+    }
+}
+
+/// Options for [`OrtRuntime`].
+#[derive(Debug, Clone)]
+pub struct OrtOptions {
+    /// Providers in order of preference; CPU is the last resort when absent.
+    pub providers: Vec<Provider>,
+    /// Intra-op threads (None: ONNX Runtime's default).
+    pub threads: Option<usize>,
+    /// `libonnxruntime.so`; None reads `ORT_DYLIB_PATH`.
+    pub library: Option<PathBuf>,
+}
+
+impl Default for OrtOptions {
+    fn default() -> Self {
+        Self {
+            providers: vec![Provider::Cpu],
+            threads: None,
+            library: None,
+        }
+    }
+}
+
+/// Runs an ONNX model with ONNX Runtime.
+pub struct OrtRuntime {
+    file: ModelFile,
+    session: Session,
+    provider: Provider,
+    /// Providers that failed to register, with ONNX Runtime's reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+fn ort_err(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Backend {
+        runtime: "onnxruntime".into(),
+        message: e.to_string(),
+    }
+}
+
+fn environment(
+    library: Option<&Path>,
+) -> Result<&'static ort::environment::Environment, RuntimeError> {
+    let env = ENV.get_or_init(|| {
+        let lib = library
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+            .ok_or_else(|| {
+                "ONNX Runtime library not configured: set ORT_DYLIB_PATH to libonnxruntime.so \
+                 (`make venv` installs one from the onnxruntime wheel under build/venv/; on Jetson \
+                 use JetPack's build)"
+                    .to_string()
+            })?;
+        if !lib.is_file() {
+            return Err(format!(
+                "ONNX Runtime library {} does not exist: set ORT_DYLIB_PATH to libonnxruntime.so \
+                 (`make venv` installs one under build/venv/)",
+                lib.display()
+            ));
+        }
+        ort::init_from(&lib)
+            .map_err(|e| {
+                format!(
+                    "cannot load {}: {e} (ONNX Runtime 1.20 or newer is required)",
+                    lib.display()
+                )
+            })?
+            .with_name("vmunet")
+            .build()
+            .map_err(|e| format!("cannot initialise ONNX Runtime from {}: {e}", lib.display()))
+    });
+    env.as_ref().map_err(|m| RuntimeError::Backend {
+        runtime: "onnxruntime".into(),
+        message: m.clone(),
+    })
+}
+
+impl OrtRuntime {
+    /// Loads `path`, trying the providers in order.
+    pub fn open(path: &Path, opts: &OrtOptions) -> Result<Self, RuntimeError> {
+        let file = ModelFile::read(path)?;
+        let env = environment(opts.library.as_deref())?;
+        let mut providers = opts.providers.clone();
+        if !providers.contains(&Provider::Cpu) {
+            providers.push(Provider::Cpu);
+        }
+        let mut skipped = Vec::new();
+        for p in providers {
+            let attempt = (|| -> Result<Session, String> {
+                let mut b = Session::builder(env)
+                    .map_err(|e| e.to_string())?
+                    .with_execution_providers([p.dispatch()?])
+                    .map_err(|e| e.to_string())?;
+                if let Some(t) = opts.threads {
+                    b = b.with_intra_threads(t).map_err(|e| e.to_string())?;
+                }
+                b.commit_from_file(path).map_err(|e| e.to_string())
+            })();
+            match attempt {
+                Ok(session) => {
+                    return Ok(Self {
+                        file,
+                        session,
+                        provider: p,
+                        skipped,
+                    })
+                }
+                Err(e) if p == Provider::Cpu => {
+                    return Err(RuntimeError::NotOnnx {
+                        path: path.to_path_buf(),
+                        reason: format!("ONNX Runtime rejected it: {e}"),
+                    })
+                }
+                Err(e) => skipped.push((p.name().to_string(), e)),
+            }
+        }
+        unreachable!("the CPU provider ends the loop")
+    }
+
+    /// The provider that runs the model.
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+}
+
+impl Runtime for OrtRuntime {
+    fn description(&self) -> String {
+        let mut s = format!("onnxruntime ({})", self.provider.name());
+        for (name, why) in &self.skipped {
+            s.push_str(&format!("; {name} unavailable: {why}"));
+        }
+        s
+    }
+
+    fn run(&mut self, input: &Array) -> Result<Array, RuntimeError> {
+        self.file.input.check(&input.shape)?;
+        let x = Tensor::from_array((input.shape.clone(), input.data.clone().into_boxed_slice()))
+            .map_err(ort_err)?;
+        let outputs = self.session.run(ort::inputs![x]).map_err(ort_err)?;
+        let (shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(ort_err)?;
+        Ok(Array {
+            shape: shape.iter().map(|&d| d as usize).collect(),
+            data: data.to_vec(),
+        })
+    }
+}
