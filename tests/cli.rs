@@ -431,6 +431,21 @@ fn forward_in_onnxruntime_matches_official() {
     eprintln!("ort small_strong_b2: max|diff| {d:.3e}");
     assert!(d <= 5e-4, "max|diff| {d}");
     let _ = lib;
+    // The same through a device profile.
+    let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("devices/x86-cpu.toml");
+    let o = run(&[
+        "forward",
+        "--model",
+        s(&onnx),
+        "--profile",
+        s(&profile),
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("onnxruntime (CPU)"), "{}", stderr(&o));
     // A missing library is a clear error that says how to fix it.
     let o = Command::new(bin())
         .args([
@@ -454,4 +469,35 @@ fn forward_in_onnxruntime_matches_official() {
         "{err}"
     );
     assert!(!tmp.path().join("z.npy").exists());
+}
+
+#[test]
+fn bad_device_profile_names_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prof = tmp.path().join("board.toml");
+    std::fs::write(
+        &prof,
+        "name = \"board\"\nruntime = \"ort\"\nproviders = [\"npu\"]\n",
+    )
+    .unwrap();
+    let model = tmp.path().join("m.onnx");
+    std::fs::write(&model, "x").unwrap();
+    let input = tmp.path().join("x.npy");
+    vmunet_data::write_npy(&input, &[1, 3, 32, 32], &vec![0.0; 3 * 32 * 32]).unwrap();
+    let out = tmp.path().join("y.npy");
+    let o = run(&[
+        "forward",
+        "--model",
+        s(&model),
+        "--profile",
+        s(&prof),
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("board.toml") && err.contains("npu"), "{err}");
+    assert!(!out.exists());
 }

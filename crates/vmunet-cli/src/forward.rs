@@ -29,6 +29,14 @@ pub struct Args {
     /// Runtime for --model.
     #[arg(long, default_value = "tract", requires = "model")]
     runtime: vmunet_runtime::RuntimeKind,
+    /// Device profile (devices/*.toml) choosing runtime, providers, precision and threads.
+    #[arg(
+        long,
+        value_name = "PROFILE.toml",
+        requires = "model",
+        conflicts_with = "runtime"
+    )]
+    profile: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -41,7 +49,13 @@ pub fn run(a: Args) -> Result<()> {
         ),
     };
     if let Some(model) = &a.model {
-        let mut rt = vmunet_runtime::open(a.runtime, model)?;
+        let mut rt = match &a.profile {
+            Some(p) => {
+                let profile = vmunet_runtime::DeviceProfile::load(p)?;
+                vmunet_runtime::open_with_profile(model, &profile)?
+            }
+            None => vmunet_runtime::open(a.runtime, model)?,
+        };
         let mut y = rt
             .run(&arr)
             .with_context(|| format!("running {} on {}", model.display(), a.input.display()))?;

@@ -4,13 +4,15 @@
 mod model_file;
 #[cfg(feature = "ort")]
 mod ort_rt;
+mod profile;
 mod tract_rt;
 
 use std::path::Path;
 
-pub use model_file::{ModelFile, ModelInput};
+pub use model_file::{ModelDim, ModelFile, ModelInput};
 #[cfg(feature = "ort")]
 pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
+pub use profile::{DeviceProfile, Precision, ProfileError, ProviderName, TensorRtSection};
 pub use tract_rt::TractRuntime;
 use vmunet_data::Array;
 
@@ -90,5 +92,19 @@ pub fn open(kind: RuntimeKind, path: &Path) -> Result<Box<dyn Runtime>, RuntimeE
             runtime: "onnxruntime".into(),
             message: "this build has no ONNX Runtime support (enable the `ort` feature)".into(),
         }),
+    }
+}
+
+/// Opens `path` the way a device profile says (runtime, providers, precision, threads).
+pub fn open_with_profile(
+    path: &Path,
+    profile: &DeviceProfile,
+) -> Result<Box<dyn Runtime>, RuntimeError> {
+    match profile.runtime_kind() {
+        RuntimeKind::Tract => Ok(Box::new(TractRuntime::open(path)?)),
+        #[cfg(feature = "ort")]
+        RuntimeKind::Ort => Ok(Box::new(OrtRuntime::open(path, &profile.ort_options())?)),
+        #[cfg(not(feature = "ort"))]
+        RuntimeKind::Ort => open(RuntimeKind::Ort, path),
     }
 }

@@ -1,0 +1,265 @@
+//! Device profiles (`devices/*.toml`): which runtime and execution providers a target uses,
+//! at which precision, with how many threads, at which input size and batch.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::RuntimeKind;
+
+/// Execution providers a profile may list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderName {
+    /// ONNX Runtime CPU.
+    Cpu,
+    /// ONNX Runtime CUDA.
+    Cuda,
+    /// ONNX Runtime TensorRT.
+    Tensorrt,
+}
+
+/// Numeric precision the target runs at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 everywhere.
+    Fp32,
+    /// float16 kernels where the provider allows (TensorRT), float32 scan state.
+    Fp16,
+    /// int8 kernels (TensorRT, QDQ models).
+    Int8,
+}
+
+/// TensorRT settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorRtSection {
+    /// GPU index.
+    #[serde(default)]
+    pub device_id: i32,
+    /// Builder workspace in MiB.
+    pub workspace_mb: Option<usize>,
+    /// Engine cache folder (`~` expands to $HOME).
+    pub engine_cache: Option<String>,
+    /// Timing cache folder (`~` expands to $HOME).
+    pub timing_cache: Option<String>,
+}
+
+/// A target device profile.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceProfile {
+    /// Human-readable target name.
+    pub name: String,
+    /// `ort` or `tract`.
+    pub runtime: String,
+    /// Execution providers in order of preference (ort only).
+    #[serde(default = "default_providers")]
+    pub providers: Vec<ProviderName>,
+    /// Precision.
+    #[serde(default = "default_precision")]
+    pub precision: Precision,
+    /// CPU threads for the runtime (None: the runtime's default).
+    pub threads: Option<usize>,
+    /// Model input size (H = W).
+    #[serde(default = "default_size")]
+    pub input_size: usize,
+    /// Images per run.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// TensorRT options.
+    pub tensorrt: Option<TensorRtSection>,
+}
+
+fn default_providers() -> Vec<ProviderName> {
+    vec![ProviderName::Cpu]
+}
+fn default_precision() -> Precision {
+    Precision::Fp32
+}
+fn default_size() -> usize {
+    256
+}
+fn default_batch() -> usize {
+    1
+}
+
+/// A profile that cannot be used; names the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ProfileError {
+    /// File.
+    pub path: PathBuf,
+    /// What is wrong (field and reason).
+    pub message: String,
+}
+
+fn expand(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+impl DeviceProfile {
+    /// Reads and validates a profile.
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let err = |message: String| ProfileError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Self::parse(&text).map_err(err)
+    }
+
+    /// Parses and validates profile text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let p: DeviceProfile = toml::from_str(text).map_err(|e| e.to_string())?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// The runtime this profile selects.
+    pub fn runtime_kind(&self) -> RuntimeKind {
+        self.runtime.parse().expect("validated")
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.runtime
+            .parse::<RuntimeKind>()
+            .map_err(|e| format!("field `runtime`: {e}"))?;
+        if self.providers.is_empty() {
+            return Err(
+                "field `providers`: list at least one provider (cpu, cuda, tensorrt)".into(),
+            );
+        }
+        if self.runtime == "tract" && self.providers != [ProviderName::Cpu] {
+            return Err(
+                "field `providers`: tract runs on the CPU only; use `providers = [\"cpu\"]`".into(),
+            );
+        }
+        if let Some(t) = self.threads {
+            if t == 0 || t > 1024 {
+                return Err(format!("field `threads`: {t} is out of range (1..=1024)"));
+            }
+        }
+        if self.input_size == 0 || self.input_size % 32 != 0 {
+            return Err(format!(
+                "field `input_size`: {} must be a positive multiple of 32",
+                self.input_size
+            ));
+        }
+        if self.batch == 0 || self.batch > 4096 {
+            return Err(format!(
+                "field `batch`: {} is out of range (1..=4096)",
+                self.batch
+            ));
+        }
+        if self.precision != Precision::Fp32 && !self.providers.contains(&ProviderName::Tensorrt) {
+            return Err(format!(
+                "field `precision`: {:?} needs the tensorrt provider; CPU and CUDA run fp32 graphs",
+                self.precision
+            )
+            .to_lowercase());
+        }
+        if let Some(t) = &self.tensorrt {
+            if t.workspace_mb == Some(0) {
+                return Err("field `tensorrt.workspace_mb`: must be positive".into());
+            }
+            if t.device_id < 0 {
+                return Err("field `tensorrt.device_id`: must be 0 or more".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// ONNX Runtime options for this profile.
+    #[cfg(feature = "ort")]
+    pub fn ort_options(&self) -> crate::OrtOptions {
+        use crate::Provider;
+        let trt = self.tensorrt.clone().unwrap_or(TensorRtSection {
+            device_id: 0,
+            workspace_mb: None,
+            engine_cache: None,
+            timing_cache: None,
+        });
+        crate::OrtOptions {
+            providers: self
+                .providers
+                .iter()
+                .map(|p| match p {
+                    ProviderName::Cpu => Provider::Cpu,
+                    ProviderName::Cuda => Provider::Cuda {
+                        device_id: trt.device_id,
+                    },
+                    ProviderName::Tensorrt => Provider::TensorRt {
+                        device_id: trt.device_id,
+                        fp16: self.precision == Precision::Fp16,
+                        int8: self.precision == Precision::Int8,
+                        engine_cache: trt.engine_cache.as_deref().map(expand),
+                        timing_cache: trt.timing_cache.as_deref().map(expand),
+                        workspace_bytes: trt.workspace_mb.map(|m| m << 20),
+                    },
+                })
+                .collect(),
+            threads: self.threads,
+            library: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn devices() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../devices")
+    }
+
+    #[test]
+    fn shipped_profiles_are_valid() {
+        let mut n = 0;
+        for e in std::fs::read_dir(devices()).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let prof = DeviceProfile::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!prof.name.is_empty());
+                n += 1;
+            }
+        }
+        assert!(n >= 4, "expected at least four profiles, found {n}");
+        let nano = DeviceProfile::load(&devices().join("jetson-orin-nano.toml")).unwrap();
+        assert_eq!(nano.providers[0], ProviderName::Tensorrt);
+        assert_eq!(nano.runtime_kind(), RuntimeKind::Ort);
+    }
+
+    #[test]
+    fn bad_profiles_name_the_field() {
+        let base = "name = \"x\"\nruntime = \"ort\"\n";
+        for (extra, needle) in [
+            ("colour = \"red\"\n", "colour"),
+            ("providers = [\"vulkan\"]\n", "vulkan"),
+            ("input_size = 100\n", "input_size"),
+            ("threads = 0\n", "threads"),
+            ("batch = 0\n", "batch"),
+            ("precision = \"fp16\"\n", "precision"),
+            (
+                "providers = [\"tensorrt\"]\n[tensorrt]\nworkspace_mb = 0\n",
+                "tensorrt.workspace_mb",
+            ),
+            (
+                "providers = [\"tensorrt\"]\n[tensorrt]\nspeed = 1\n",
+                "speed",
+            ),
+        ] {
+            let e = DeviceProfile::parse(&format!("{base}{extra}")).unwrap_err();
+            assert!(e.contains(needle), "`{extra}` -> {e}");
+        }
+        let e = DeviceProfile::parse("name = \"x\"\nruntime = \"onnx\"\n").unwrap_err();
+        assert!(e.contains("runtime"), "{e}");
+        let e = DeviceProfile::parse("name = \"x\"\nruntime = \"tract\"\nproviders = [\"cuda\"]\n")
+            .unwrap_err();
+        assert!(e.contains("providers"), "{e}");
+    }
+}
