@@ -144,7 +144,7 @@ impl DeviceProfile {
                 return Err(format!("field `threads`: {t} is out of range (1..=1024)"));
             }
         }
-        if self.input_size == 0 || self.input_size % 32 != 0 {
+        if self.input_size == 0 || !self.input_size.is_multiple_of(32) {
             return Err(format!(
                 "field `input_size`: {} must be a positive multiple of 32",
                 self.input_size
