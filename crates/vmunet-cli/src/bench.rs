@@ -42,6 +42,22 @@ pub struct Args {
     runtime: vmunet_runtime::RuntimeKind,
 }
 
+/// The benchmark table: one row, timings from sorted `times`.
+fn print_table(label: &str, times: &[f64], batch: usize, rss: Option<u64>, ratio: &str) {
+    let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    println!("| runtime | runs | min s | p50 s | p95 s | images/s | peak RSS MB | vs PyTorch eager (38.9 s) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {label} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {ratio} |",
+        times.len(),
+        times[0],
+        pct(0.5),
+        pct(0.95),
+        batch as f64 / pct(0.5),
+        rss.map_or("?".into(), |b| format!("{:.0}", b as f64 / 1e6)),
+    );
+}
+
 /// Warm-up, then timed runs; sorted seconds.
 fn time_runs(warmup: usize, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
     for _ in 0..warmup {
@@ -81,19 +97,8 @@ fn bench_model(a: &Args, path: &std::path::Path) -> Result<()> {
         rt.description(),
         shape
     );
-    println!("| runtime | runs | min s | p50 s | p95 s | images/s | peak RSS MB | vs PyTorch eager (38.9 s) |");
-    println!("|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {:.3}x |",
-        rt.description(),
-        times.len(),
-        times[0],
-        pct(0.5),
-        pct(0.95),
-        a.batch as f64 / pct(0.5),
-        rss.map_or("?".into(), |b| format!("{:.0}", b as f64 / 1e6)),
-        pct(0.5) / PYTORCH_PAPER_SECONDS
-    );
+    let ratio = format!("{:.3}x", pct(0.5) / PYTORCH_PAPER_SECONDS);
+    print_table(&rt.description(), &times, a.batch, rss, &ratio);
     if let Some(j) = &a.json {
         let v = serde_json::json!({
             "model": path.display().to_string(), "runtime": rt.description(), "input": shape,
@@ -132,8 +137,6 @@ pub fn run(a: Args) -> Result<()> {
         shape,
         threads
     );
-    println!("| backend | runs | min s | p50 s | p95 s | images/s | peak RSS MB | vs PyTorch eager (38.9 s) |");
-    println!("|---|---|---|---|---|---|---|---|");
     let ratio = if paper && a.size == 256 && a.batch == 1 {
         format!(
             "{:.3}x ({:.0}x faster)",
@@ -143,16 +146,7 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         "n/a (not the reference shape)".into()
     };
-    println!(
-        "| burn-ndarray + vmunet-scan | {} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {} |",
-        times.len(),
-        min,
-        p50,
-        p95,
-        a.batch as f64 / p50,
-        rss.map_or("?".into(), |b| format!("{:.0}", b as f64 / 1e6)),
-        ratio
-    );
+    print_table("burn-ndarray + vmunet-scan", &times, a.batch, rss, &ratio);
     if let Some(path) = &a.json {
         let v = serde_json::json!({
             "model": loaded.label, "parameters": params, "input": shape, "threads": threads,

@@ -122,6 +122,19 @@ impl Graph {
         self.node(op, inputs, attrs, hint, 1).remove(0)
     }
 
+    /// Adds an attribute-free node whose single output gets the fixed name `output`
+    /// (graph outputs such as `logits`).
+    pub fn op_into(&mut self, op: &str, inputs: &[&str], output: &str) {
+        let name = self.fresh(&format!("{output}/{op}"));
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            name,
+            op_type: op.to_string(),
+            ..Default::default()
+        });
+    }
+
     /// Finishes the graph.
     pub fn build(self, name: &str) -> GraphProto {
         GraphProto {

@@ -441,9 +441,7 @@ pub fn lower_model<B: Backend>(
     x = lw.expand(&x, &model.final_up, "final_up", (h, w, cfg.dims[0]));
     let y = lw.transpose(&x, &[0, 3, 1, 2], "final_conv");
     let y = lw.conv(&y, &model.final_conv, "final_conv");
-    let out = lw.g.op("Identity", &[&y], vec![], "logits");
-    lw.g.nodes.last_mut().expect("node").output = vec!["logits".into()];
-    let _ = out;
+    lw.g.op_into("Identity", &[&y], "logits");
     lw.g.outputs.push(value_info(
         "logits",
         &[
