@@ -8,6 +8,7 @@ mod bench;
 mod export;
 mod forward;
 mod info;
+mod parity;
 mod segment;
 mod util;
 
@@ -29,6 +30,8 @@ enum Command {
     Segment(segment::Args),
     /// Export a checkpoint to ONNX (standard operators, dynamic batch).
     Export(export::Args),
+    /// Compare the checkpoint (burn) with its ONNX export in every available runtime.
+    Parity(parity::Args),
     /// Time the forward pass on the CPU backend and report latency and peak memory.
     Bench(bench::Args),
 }
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Segment(a) => segment::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Export(a) => export::run(a),
+        Command::Parity(a) => parity::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
