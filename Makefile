@@ -48,8 +48,9 @@ lint: toolchain
 fmt:
 	$(CARGO) fmt --all
 
-# The paper-size model on a real ISIC image (or a generated one), end to end on the CPU.
-demo: build
+# The paper-size model on a real ISIC image (or a generated one), end to end on the CPU:
+# segment, time, export to ONNX, and check the export in tract and ONNX Runtime.
+demo: build venv
 	@mkdir -p $(DEMO_OUT)
 	@img=$$(ls $(SHARED)/data/isic2017-fullres/images/*.jpg 2>/dev/null | head -n 1); \
 	if [ -z "$$img" ]; then \
@@ -61,7 +62,12 @@ demo: build
 	echo "== segment $$img (paper-size VM-UNet, untrained weights: this shows the pipeline, not a diagnosis)"; \
 	$(BIN) segment --preset paper "$$img" --out $(DEMO_OUT); \
 	echo "== forward timing (3 runs)"; $(BIN) bench --preset paper --runs 3 --json $(DEMO_OUT)/bench.json; \
-	echo "masks and overlays are in $(DEMO_OUT)/"
+	echo "== export to ONNX and check it against burn in every runtime"; \
+	$(BIN) init --preset paper -o $(DEMO_OUT)/vmunet-paper.bpk && \
+	$(BIN) export --checkpoint $(DEMO_OUT)/vmunet-paper.bpk -o $(DEMO_OUT)/vmunet-paper.onnx && \
+	if [ -d $(SHARED)/data/isic2017/val/images ]; then imgs="--images $(SHARED)/data/isic2017/val/images --max-images 2"; else imgs=""; fi; \
+	$(BIN) parity --checkpoint $(DEMO_OUT)/vmunet-paper.bpk --model $(DEMO_OUT)/vmunet-paper.onnx $$imgs --random 1 --json $(DEMO_OUT)/parity.json; \
+	echo "masks, overlays, the ONNX model and the reports are in $(DEMO_OUT)/"
 
 bench: build
 	$(BIN) bench --preset paper --runs 5 --json bench-paper.json

@@ -8,6 +8,7 @@ mod bench;
 mod export;
 mod forward;
 mod info;
+mod init;
 mod parity;
 mod segment;
 mod util;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Show a checkpoint's (or a preset's) configuration, parameter count and stage shapes.
     Info(info::Args),
+    /// Save a freshly initialised model (a preset) as a checkpoint.
+    Init(init::Args),
     /// Run the model (checkpoint, or exported ONNX with --model) on an NCHW float32 .npy.
     Forward(forward::Args),
     /// Segment images: writes NAME_mask.png and NAME_overlay.png at the original size.
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Export(a) => export::run(a),
         Command::Parity(a) => parity::run(a),
+        Command::Init(a) => init::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
