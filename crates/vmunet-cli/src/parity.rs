@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::{Tensor, TensorData};
-use vmunet_data::{activate, load_image, preprocess, Array, Preprocess};
+use vmunet_data::{activate, load_image, mask_from_probabilities, preprocess, Array, Preprocess};
 use vmunet_model::CpuBackend;
 use vmunet_runtime::{ModelDim, ModelFile, RuntimeKind};
 
@@ -46,20 +46,6 @@ struct Row {
     agree: f64,
     dice: f64,
     error: Option<String>,
-}
-
-fn mask(p: &[f32], classes: usize) -> Vec<u8> {
-    if classes == 1 {
-        return p.iter().map(|&v| u8::from(v >= 0.5)).collect();
-    }
-    let hw = p.len() / classes;
-    (0..hw)
-        .map(|i| {
-            (0..classes)
-                .max_by(|&a, &b| p[a * hw + i].total_cmp(&p[b * hw + i]))
-                .unwrap_or(0) as u8
-        })
-        .collect()
 }
 
 fn dice(a: &[u8], b: &[u8]) -> f64 {
@@ -170,7 +156,8 @@ pub fn run(a: Args) -> Result<()> {
             let shape = [1, classes, h, w];
             activate(&mut pg, &shape);
             activate(&mut pr, &shape);
-            let (mg, mr) = (mask(&pg, classes), mask(&pr, classes));
+            let mask = |p: &[f32]| mask_from_probabilities(p, classes, (h, w), (h, w), 0.5).data;
+            let (mg, mr) = (mask(&pg), mask(&pr));
             let same = mg.iter().zip(&mr).filter(|(x, y)| x == y).count() as f64 / mg.len() as f64;
             agree_min = agree_min.min(same);
             dice_min = dice_min.min(dice(&mg, &mr));
