@@ -33,6 +33,10 @@ pub fn run(a: Args) -> Result<()> {
     };
     opts.metadata
         .push(("vmunet.source".into(), loaded.label.clone()));
+    if let Some(ck) = &a.source.checkpoint {
+        opts.metadata
+            .push(("vmunet.source_sha256".into(), sha256_hex(ck)?));
+    }
     let proto = export(&loaded.model, &loaded.config, &opts)?;
     let nodes = proto.graph.as_ref().map_or(0, |g| g.node.len());
     write(&proto, &a.output).with_context(|| format!("writing {}", a.output.display()))?;
@@ -48,4 +52,13 @@ pub fn run(a: Args) -> Result<()> {
         bytes as f64 / 1e6
     );
     Ok(())
+}
+
+/// SHA-256 of a file, lowercase hex (recorded so a deployed model names its checkpoint).
+fn sha256_hex(path: &std::path::Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
