@@ -7,7 +7,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use vmunet_model::{
     PatchEmbed2D, PatchExpand2D, PatchMerging2D, Ss2d, VmUnet, VmUnetConfig, VssBlock,
 };
-use vmunet_scan::DIRECTIONS;
+use vmunet_scan::{position, CrossScanDims, DIRECTIONS};
 
 use crate::builder::{value_info, Attr, Dim, Graph};
 
@@ -238,14 +238,15 @@ impl Lower<'_> {
         let delta = self.g.op("Add", &[&delta, &bias], vec![], key);
         let delta = self.g.op("Softplus", &[&delta], vec![], key);
         // Reorder every direction's sequence into its scan order with one Gather.
-        let pos = |kk: usize, t: usize| -> usize {
-            let t = if kk >= 2 { l - 1 - t } else { t };
-            if kk % 2 == 1 {
-                (t % h) * w + t / h
-            } else {
-                t
-            }
+        let dims = CrossScanDims {
+            batch: 1,
+            height: h,
+            width: w,
+            channels: d,
+            d_state: s,
+            dt_rank: r,
         };
+        let pos = |kk: usize, t: usize| position(kk, t, &dims);
         let fwd: Vec<i64> = (0..k * l)
             .map(|i| ((i / l) * l + pos(i / l, i % l)) as i64)
             .collect();

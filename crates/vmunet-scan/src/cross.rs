@@ -87,9 +87,10 @@ impl CrossScanInputs<'_> {
     }
 }
 
-/// Position (row-major index) visited at step `t` of direction `k`.
+/// Row-major position visited at step `t` of direction `k` (0: row-major, 1: column-major,
+/// 2 and 3: their reverses). The one definition of SS2D's scan orders; the ONNX export uses it.
 #[inline(always)]
-fn position(k: usize, t: usize, dims: &CrossScanDims) -> usize {
+pub fn position(k: usize, t: usize, dims: &CrossScanDims) -> usize {
     let l = dims.len();
     let t = if k >= 2 { l - 1 - t } else { t };
     if k % 2 == 1 {
@@ -98,6 +99,14 @@ fn position(k: usize, t: usize, dims: &CrossScanDims) -> usize {
     } else {
         t
     }
+}
+
+/// Every `(batch, direction, step, position)` of a cross scan, in mamba-layout order.
+fn steps(d: CrossScanDims) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let l = d.len();
+    (0..d.batch).flat_map(move |bi| {
+        (0..DIRECTIONS).flat_map(move |ki| (0..l).map(move |t| (bi, ki, t, position(ki, t, &d))))
+    })
 }
 
 /// The official composition: materialise the four orders in mamba's layout, run
@@ -154,14 +163,9 @@ pub fn cross_scan_backward(
     let m = MambaLayout::new(inp);
     // dy is shared by the four directions (their outputs are summed).
     let mut dy_m = vec![0f32; n * k * c * l];
-    for bi in 0..n {
-        for ki in 0..k {
-            for t in 0..l {
-                let pos = position(ki, t, &d);
-                for ch in 0..c {
-                    dy_m[(bi * k * c + ki * c + ch) * l + t] = dy[(bi * l + pos) * c + ch];
-                }
-            }
+    for (bi, ki, t, pos) in steps(d) {
+        for ch in 0..c {
+            dy_m[(bi * k * c + ki * c + ch) * l + t] = dy[(bi * l + pos) * c + ch];
         }
     }
     let g = crate::backward::backward(&m.inputs(inp), &dy_m);
@@ -173,22 +177,17 @@ pub fn cross_scan_backward(
         d: g.d,
         delta_bias: g.delta_bias,
     };
-    for bi in 0..n {
-        for ki in 0..k {
-            for t in 0..l {
-                let pos = position(ki, t, &d);
-                for ch in 0..c {
-                    let mi = (bi * k * c + ki * c + ch) * l + t;
-                    out.u[(bi * l + pos) * c + ch] += g.u[mi];
-                    out.delta[((bi * k + ki) * l + pos) * c + ch] = g.delta[mi];
-                }
-                let row = ((bi * l + pos) * k + ki) * p;
-                for si in 0..s {
-                    let mi = ((bi * k + ki) * s + si) * l + t;
-                    out.x_dbl[row + r + si] = g.b[mi];
-                    out.x_dbl[row + r + s + si] = g.c[mi];
-                }
-            }
+    for (bi, ki, t, pos) in steps(d) {
+        for ch in 0..c {
+            let mi = (bi * k * c + ki * c + ch) * l + t;
+            out.u[(bi * l + pos) * c + ch] += g.u[mi];
+            out.delta[((bi * k + ki) * l + pos) * c + ch] = g.delta[mi];
+        }
+        let row = ((bi * l + pos) * k + ki) * p;
+        for si in 0..s {
+            let mi = ((bi * k + ki) * s + si) * l + t;
+            out.x_dbl[row + r + si] = g.b[mi];
+            out.x_dbl[row + r + s + si] = g.c[mi];
         }
     }
     Ok(out)
@@ -222,14 +221,9 @@ impl MambaLayout {
     fn merge(&self, d: CrossScanDims, out: &[f32]) -> Vec<f32> {
         let (n, l, c, k) = (d.batch, d.len(), d.channels, DIRECTIONS);
         let mut y = vec![0f32; n * l * c];
-        for bi in 0..n {
-            for ki in 0..k {
-                for t in 0..l {
-                    let pos = position(ki, t, &d);
-                    for ch in 0..c {
-                        y[(bi * l + pos) * c + ch] += out[(bi * k * c + ki * c + ch) * l + t];
-                    }
-                }
+        for (bi, ki, t, pos) in steps(d) {
+            for ch in 0..c {
+                y[(bi * l + pos) * c + ch] += out[(bi * k * c + ki * c + ch) * l + t];
             }
         }
         y
@@ -250,22 +244,17 @@ impl MambaLayout {
         let mut delta = vec![0f32; n * k * c * l];
         let mut b = vec![0f32; n * k * s * l];
         let mut cc = vec![0f32; n * k * s * l];
-        for bi in 0..n {
-            for ki in 0..k {
-                for t in 0..l {
-                    let pos = position(ki, t, &d);
-                    for ch in 0..c {
-                        let m = (bi * k * c + ki * c + ch) * l + t;
-                        u[m] = inp.u[(bi * l + pos) * c + ch];
-                        delta[m] = inp.delta[((bi * k + ki) * l + pos) * c + ch];
-                    }
-                    let row = ((bi * l + pos) * k + ki) * p;
-                    for si in 0..s {
-                        let m = ((bi * k + ki) * s + si) * l + t;
-                        b[m] = inp.x_dbl[row + r + si];
-                        cc[m] = inp.x_dbl[row + r + s + si];
-                    }
-                }
+        for (bi, ki, t, pos) in steps(d) {
+            for ch in 0..c {
+                let m = (bi * k * c + ki * c + ch) * l + t;
+                u[m] = inp.u[(bi * l + pos) * c + ch];
+                delta[m] = inp.delta[((bi * k + ki) * l + pos) * c + ch];
+            }
+            let row = ((bi * l + pos) * k + ki) * p;
+            for si in 0..s {
+                let m = ((bi * k + ki) * s + si) * l + t;
+                b[m] = inp.x_dbl[row + r + si];
+                cc[m] = inp.x_dbl[row + r + s + si];
             }
         }
         MambaLayout {

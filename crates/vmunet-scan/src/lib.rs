@@ -23,7 +23,7 @@ mod reference;
 pub use burn_op::{host_scan, selective_scan, ScanBackend};
 pub use cpu::CpuScan;
 pub use cross::{
-    cross_scan, cross_scan_backward, cross_scan_reference, CrossScanDims, CrossScanGrads,
+    cross_scan, cross_scan_backward, cross_scan_reference, position, CrossScanDims, CrossScanGrads,
     CrossScanInputs, DIRECTIONS,
 };
 pub use dims::{ScanDims, ScanError, ScanInputs};
