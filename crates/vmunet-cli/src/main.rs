@@ -7,10 +7,10 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod export;
 mod forward;
+mod infer;
 mod info;
 mod init;
 mod parity;
-mod segment;
 mod util;
 
 /// VM-UNet from checkpoint to point of care: inspect, run, segment and benchmark.
@@ -29,8 +29,10 @@ enum Command {
     Init(init::Args),
     /// Run the model (checkpoint, or exported ONNX with --model) on an NCHW float32 .npy.
     Forward(forward::Args),
-    /// Segment images: writes NAME_mask.png and NAME_overlay.png at the original size.
-    Segment(segment::Args),
+    /// Segment images or folders with burn, tract or ONNX Runtime: NAME_mask.png and
+    /// NAME_overlay.png at the original size, and a per-image timing CSV.
+    #[command(alias = "segment")]
+    Infer(infer::Args),
     /// Export a checkpoint to ONNX (standard operators, dynamic batch).
     Export(export::Args),
     /// Compare the checkpoint (burn) with its ONNX export in every available runtime.
@@ -44,7 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(a) => info::run(a),
         Command::Forward(a) => forward::run(a),
-        Command::Segment(a) => segment::run(a),
+        Command::Infer(a) => infer::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Export(a) => export::run(a),
         Command::Parity(a) => parity::run(a),

@@ -8,7 +8,7 @@ use vmunet_data::{activate, load_image, mask_from_probabilities, preprocess, Arr
 use vmunet_model::CpuBackend;
 use vmunet_runtime::{ModelDim, ModelFile, RuntimeKind};
 
-use crate::segment::collect_images;
+use crate::infer::collect_images;
 use crate::util::ModelSource;
 
 /// Arguments of `vmunet parity`.

@@ -101,3 +101,119 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// What to run: a checkpoint in burn, or an exported ONNX file in tract / ONNX Runtime
+/// (chosen by `--runtime` or a device profile).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    pub source: ModelSource,
+    /// Exported ONNX model (run with --runtime tract|ort or a --profile).
+    #[arg(long, value_name = "model.onnx", conflicts_with_all = ["checkpoint", "preset"])]
+    pub model: Option<PathBuf>,
+    /// Runtime: `tract` or `ort` for --model (default tract), `burn` for a checkpoint.
+    #[arg(long)]
+    pub runtime: Option<vmunet_runtime::RuntimeKind>,
+    /// Device profile (devices/*.toml) choosing runtime, providers, precision, threads and
+    /// input size.
+    #[arg(
+        long,
+        value_name = "PROFILE.toml",
+        requires = "model",
+        conflicts_with = "runtime"
+    )]
+    pub profile: Option<PathBuf>,
+}
+
+/// An opened runtime and what is known of its input.
+pub struct Engine {
+    pub runtime: Box<dyn vmunet_runtime::Runtime>,
+    /// Input channels.
+    pub channels: usize,
+    /// Fixed (H, W) of the model input, if the model has one.
+    pub fixed_size: Option<(usize, usize)>,
+    /// The profile, if one was given.
+    pub profile: Option<vmunet_runtime::DeviceProfile>,
+    /// Where the model came from.
+    pub label: String,
+}
+
+impl EngineArgs {
+    /// Opens the model with the chosen runtime.
+    pub fn open(&self) -> Result<Engine> {
+        use vmunet_runtime::{ModelDim, ModelFile, RuntimeKind};
+        let Some(path) = &self.model else {
+            if let Some(k) = self.runtime.filter(|k| *k != RuntimeKind::Burn) {
+                anyhow::bail!(
+                    "--runtime {} runs an exported ONNX file: give --model FILE.onnx",
+                    k.as_str()
+                );
+            }
+            let loaded = self.source.load()?;
+            return Ok(Engine {
+                channels: loaded.config.input_channels,
+                runtime: Box::new(vmunet_runtime::BurnRuntime::new(loaded.model)),
+                fixed_size: None,
+                profile: None,
+                label: loaded.label,
+            });
+        };
+        let profile = match &self.profile {
+            Some(p) => Some(vmunet_runtime::DeviceProfile::load(p)?),
+            None => None,
+        };
+        let file = ModelFile::read(path)?;
+        let (runtime, profile) = match profile {
+            Some(profile) => {
+                let rt = vmunet_runtime::open_with_profile(path, &profile)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                (rt, Some(profile))
+            }
+            None => {
+                let kind = self.runtime.unwrap_or(RuntimeKind::Tract);
+                let rt = vmunet_runtime::open(kind, path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                (rt, None)
+            }
+        };
+        let fixed = |i: usize| match file.input.dims.get(i) {
+            Some(ModelDim::Fixed(v)) => Some(*v),
+            _ => None,
+        };
+        let channels = fixed(1).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: input {} has no fixed channel count",
+                path.display(),
+                file.input
+            )
+        })?;
+        Ok(Engine {
+            runtime,
+            channels,
+            fixed_size: fixed(2).zip(fixed(3)),
+            profile,
+            label: path.display().to_string(),
+        })
+    }
+}
+
+impl Engine {
+    /// The input (H, W): the model's own when fixed, else `requested`, else the profile's, else
+    /// 256.
+    pub fn input_size(&self, requested: Option<usize>) -> Result<(usize, usize)> {
+        match (self.fixed_size, requested) {
+            (Some(hw), Some(s)) if hw != (s, s) => anyhow::bail!(
+                "--size {s} does not fit {}: its input is fixed at {}x{}",
+                self.label,
+                hw.0,
+                hw.1
+            ),
+            (Some(hw), _) => Ok(hw),
+            (None, Some(s)) => Ok((s, s)),
+            (None, None) => {
+                let s = self.profile.as_ref().map_or(256, |p| p.input_size);
+                Ok((s, s))
+            }
+        }
+    }
+}

@@ -111,6 +111,15 @@ impl Graph {
         outputs
     }
 
+    /// Adds a single-output node of operator domain `domain` (custom operators).
+    pub fn op_in_domain(&mut self, domain: &str, op: &str, inputs: &[&str], hint: &str) -> String {
+        let out = self.op(op, inputs, vec![], hint);
+        if let Some(n) = self.nodes.last_mut() {
+            n.domain = domain.to_string();
+        }
+        out
+    }
+
     /// Adds a single-output node.
     pub fn op(
         &mut self,

@@ -10,6 +10,14 @@ use vmunet_model::{
 use vmunet_scan::{position, CrossScanDims, DIRECTIONS};
 
 use crate::builder::{value_info, Attr, Dim, Graph};
+use crate::{ExportOptions, ScanForm, CUSTOM_DOMAIN, CUSTOM_OP};
+
+/// A size known at export time (`C`) or computed in the graph (`T`: a 1-element int64 tensor).
+#[derive(Debug, Clone)]
+enum Sz {
+    C(i64),
+    T(String),
+}
 
 fn data<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
     let dims = t.dims().to_vec();
@@ -21,10 +29,11 @@ fn data<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
     (dims, v)
 }
 
-/// Lowering context: the graph, the config and the static spatial size.
+/// Lowering context: the graph, the config and the export options.
 pub struct Lower<'a> {
     pub g: Graph,
     pub cfg: &'a VmUnetConfig,
+    pub opts: &'a ExportOptions,
 }
 
 impl Lower<'_> {
@@ -114,6 +123,107 @@ impl Lower<'_> {
         )
     }
 
+    /// A shape tensor from fixed and computed parts.
+    fn shape_of(&mut self, parts: &[Sz]) -> String {
+        let fixed: Option<Vec<i64>> = parts
+            .iter()
+            .map(|p| match p {
+                Sz::C(v) => Some(*v),
+                Sz::T(_) => None,
+            })
+            .collect();
+        if let Some(v) = fixed {
+            return self.g.ints1(&v);
+        }
+        let names: Vec<String> = parts
+            .iter()
+            .map(|p| match p {
+                Sz::C(v) => self.g.ints1(&[*v]),
+                Sz::T(n) => n.clone(),
+            })
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.g
+            .op("Concat", &refs, vec![("axis", Attr::Int(0))], "shape")
+    }
+
+    fn reshape_to(&mut self, x: &str, parts: &[Sz], hint: &str) -> String {
+        let s = self.shape_of(parts);
+        self.g.op("Reshape", &[x, &s], vec![], hint)
+    }
+
+    /// Size of `axis` of `x`, as a graph value.
+    fn dim_of(&mut self, x: &str, axis: i64, hint: &str) -> Sz {
+        let shape = self.g.op("Shape", &[x], vec![], hint);
+        let st = self.g.ints1(&[axis]);
+        let en = self.g.ints1(&[axis + 1]);
+        Sz::T(self.g.op("Slice", &[&shape, &st, &en], vec![], hint))
+    }
+
+    /// `s * mul / div`, folded when `s` is known.
+    fn scale(&mut self, s: &Sz, mul: i64, div: i64, hint: &str) -> Sz {
+        match s {
+            Sz::C(v) => Sz::C(v * mul / div),
+            Sz::T(n) => {
+                let mut n = n.clone();
+                if mul != 1 {
+                    let c = self.g.ints1(&[mul]);
+                    n = self.g.op("Mul", &[&n, &c], vec![], hint);
+                }
+                if div != 1 {
+                    let c = self.g.ints1(&[div]);
+                    n = self.g.op("Div", &[&n, &c], vec![], hint);
+                }
+                Sz::T(n)
+            }
+        }
+    }
+
+    fn slice(&mut self, x: &str, axis: i64, from: i64, to: i64, hint: &str) -> String {
+        let st = self.g.ints1(&[from]);
+        let en = self.g.ints1(&[to]);
+        let ax = self.g.ints1(&[axis]);
+        self.g.op("Slice", &[x, &st, &en, &ax], vec![], hint)
+    }
+
+    /// Reverses `axis`.
+    fn flip(&mut self, x: &str, axis: i64, hint: &str) -> String {
+        let st = self.g.ints1(&[-1]);
+        let en = self.g.ints1(&[i64::MIN]);
+        let ax = self.g.ints1(&[axis]);
+        let step = self.g.ints1(&[-1]);
+        self.g.op("Slice", &[x, &st, &en, &ax, &step], vec![], hint)
+    }
+
+    fn unsqueeze(&mut self, x: &str, axis: i64, hint: &str) -> String {
+        let ax = self.g.ints1(&[axis]);
+        self.g.op("Unsqueeze", &[x, &ax], vec![], hint)
+    }
+
+    fn concat(&mut self, xs: &[&str], axis: i64, hint: &str) -> String {
+        self.g
+            .op("Concat", xs, vec![("axis", Attr::Int(axis))], hint)
+    }
+
+    /// Shifts `x` by `by` along `axis` of a rank-`rank` tensor, filling with `fill`
+    /// (`y[t] = x[t - by]`).
+    fn shift(
+        &mut self,
+        x: &str,
+        rank: usize,
+        axis: usize,
+        by: i64,
+        fill: f32,
+        hint: &str,
+    ) -> String {
+        let mut pads = vec![0i64; 2 * rank];
+        pads[axis] = by;
+        let pads = self.g.ints1(&pads);
+        let value = self.g.floats(&[], &[fill]);
+        let padded = self.g.op("Pad", &[x, &pads, &value], vec![], hint);
+        self.slice(&padded, axis as i64, 0, -by, hint)
+    }
+
     fn patch_embed<B: Backend>(&mut self, x: &str, m: &PatchEmbed2D<B>) -> String {
         let y = self.conv(x, &m.proj, "patch_embed.proj");
         let y = self.transpose(&y, &[0, 2, 3, 1], "patch_embed");
@@ -126,12 +236,18 @@ impl Lower<'_> {
         x: &str,
         m: &PatchMerging2D<B>,
         key: &str,
-        (h, w, c): (usize, usize, usize),
+        h: &Sz,
+        c: usize,
     ) -> String {
-        let (h2, w2) = (h as i64 / 2, w as i64 / 2);
-        let y = self.reshape(x, &[0, h2, 2, w2, 2, c as i64], key);
+        let h2 = self.scale(h, 1, 2, key);
+        let c = c as i64;
+        let y = self.reshape_to(
+            x,
+            &[Sz::C(0), h2, Sz::C(2), Sz::C(-1), Sz::C(2), Sz::C(c)],
+            key,
+        );
         let y = self.transpose(&y, &[0, 1, 3, 4, 2, 5], key);
-        let y = self.reshape(&y, &[0, h2, w2, 4 * c as i64], key);
+        let y = self.reshape(&y, &[0, 0, 0, 4 * c], key);
         let y = self.layer_norm(&y, &m.norm, &format!("{key}.norm"));
         self.linear(&y, &m.reduction, &format!("{key}.reduction"))
     }
@@ -142,41 +258,31 @@ impl Lower<'_> {
         x: &str,
         m: &PatchExpand2D<B>,
         key: &str,
-        (h, w, c): (usize, usize, usize),
+        h: &Sz,
+        c: usize,
     ) -> String {
         let s = m.scale as i64;
         let co = c as i64 / s;
         let y = self.linear(x, &m.expand, &format!("{key}.expand"));
-        let y = self.reshape(&y, &[0, h as i64, w as i64, s, s, co], key);
+        let y = self.reshape(&y, &[0, 0, 0, s, s, co], key);
         let y = self.transpose(&y, &[0, 1, 3, 2, 4, 5], key);
-        let y = self.reshape(&y, &[0, h as i64 * s, w as i64 * s, co], key);
+        let hs = self.scale(h, s, 1, key);
+        let y = self.reshape_to(&y, &[Sz::C(0), hs, Sz::C(-1), Sz::C(co)], key);
         self.layer_norm(&y, &m.norm, &format!("{key}.norm"))
     }
 
-    fn block<B: Backend>(
-        &mut self,
-        x: &str,
-        m: &VssBlock<B>,
-        key: &str,
-        hw: (usize, usize),
-    ) -> String {
+    fn block<B: Backend>(&mut self, x: &str, m: &VssBlock<B>, key: &str, hw: &(Sz, Sz)) -> String {
         let y = self.layer_norm(x, &m.ln_1, &format!("{key}.ln_1"));
         let y = self.ss2d(&y, &m.self_attention, &format!("{key}.self_attention"), hw);
         self.g.op("Add", &[x, &y], vec![], key)
     }
 
-    /// SS2D with the selective scan as an ONNX `Scan` over the sequence, all four directions
-    /// in one loop (state `(N, K, D, S)`, float32). The body uses `Mul` + `ReduceSum` only.
-    fn ss2d<B: Backend>(
-        &mut self,
-        x: &str,
-        m: &Ss2d<B>,
-        key: &str,
-        (h, w): (usize, usize),
-    ) -> String {
-        let (d, r, s, k, l) = (m.d_inner, m.dt_rank, m.d_state, DIRECTIONS, h * w);
+    /// SS2D. The selective scan is written as the export options say: an ONNX `Scan` loop,
+    /// a chunked log-depth scan without control flow, or the `ai.vmunet` custom operator.
+    fn ss2d<B: Backend>(&mut self, x: &str, m: &Ss2d<B>, key: &str, hw: &(Sz, Sz)) -> String {
+        let (d, r, s, k) = (m.d_inner, m.dt_rank, m.d_state, DIRECTIONS);
         let p = r + 2 * s;
-        let (di, li, ki) = (d as i64, l as i64, k as i64);
+        let (di, ki) = (d as i64, k as i64);
         let xz = self.linear(x, &m.in_proj, &format!("{key}.in_proj"));
         let split = self.g.ints1(&[di, di]);
         let parts = self.g.node(
@@ -190,100 +296,181 @@ impl Lower<'_> {
         let xc = self.transpose(xs, &[0, 3, 1, 2], key);
         let xc = self.conv(&xc, &m.conv2d, &format!("{key}.conv2d"));
         let xc = self.silu(&xc, key);
-        let u = self.transpose(&xc, &[0, 2, 3, 1], key);
-        let u = self.reshape(&u, &[0, li, di], key); // (N, L, D)
-                                                     // x_dbl = u @ W (D, K P): the four directions' projections at every position.
+        let u = self.transpose(&xc, &[0, 2, 3, 1], key); // (N, h, w, D)
         let (wd, wv) = data(m.x_proj_weight.val()); // (K, P, D)
-        let mut wt = vec![0f32; d * k * p];
-        for kk in 0..k {
-            for pp in 0..p {
-                for dd in 0..d {
-                    wt[dd * k * p + kk * p + pp] = wv[(kk * wd[1] + pp) * wd[2] + dd];
-                }
-            }
-        }
-        let wproj = self
-            .g
-            .weight(&format!("{key}.x_proj_weight"), &[d, k * p], wt);
-        let x_dbl = self.g.op("MatMul", &[&u, &wproj], vec![], key);
-        let x_dbl = self.reshape(&x_dbl, &[0, li, ki, p as i64], key); // (N, L, K, P)
-        let x_dbl = self.transpose(&x_dbl, &[0, 2, 1, 3], key); // (N, K, L, P)
-        let slice = |me: &mut Self, from: usize, to: usize| {
-            let st = me.g.ints1(&[from as i64]);
-            let en = me.g.ints1(&[to as i64]);
-            let ax = me.g.ints1(&[3]);
-            me.g.op("Slice", &[&x_dbl, &st, &en, &ax], vec![], key)
-        };
-        let dt_in = slice(self, 0, r);
-        let bs = slice(self, r, r + s);
-        let cs = slice(self, r + s, p);
-        // delta = softplus(dt_in @ dt_projs_weight^T + bias): (N, K, L, D).
         let (_, dtw) = data(m.dt_projs_weight.val()); // (K, D, R)
-        let mut dtt = vec![0f32; k * r * d];
-        for kk in 0..k {
-            for dd in 0..d {
-                for rr in 0..r {
-                    dtt[(kk * r + rr) * d + dd] = dtw[(kk * d + dd) * r + rr];
+        let (_, bias) = data(m.dt_projs_bias.val()); // (K, D)
+        let (_, ds) = data(m.ds.val()); // (K D)
+        let y = if self.opts.scan == ScanForm::Custom {
+            // x_dbl = u @ W (D, K P): every direction's projections at every position.
+            let mut wt = vec![0f32; d * k * p];
+            for (i, w) in wt.iter_mut().enumerate() {
+                let (dd, kk, pp) = (i / (k * p), (i / p) % k, i % p);
+                *w = wv[(kk * wd[1] + pp) * wd[2] + dd];
+            }
+            let wproj = self
+                .g
+                .weight(&format!("{key}.x_proj_weight"), &[d, k * p], wt);
+            let uf = self.reshape(&u, &[0, -1, di], key);
+            let x_dbl = self.g.op("MatMul", &[&uf, &wproj], vec![], key);
+            let x_dbl = self.reshape(&x_dbl, &[0, -1, ki, p as i64], key); // (N, L, K, P)
+            let dt_in = self.slice(&x_dbl, 3, 0, r as i64, key);
+            let dt_in = self.transpose(&dt_in, &[0, 2, 1, 3], key); // (N, K, L, R)
+            let dtw = self.dt_weight(key, &dtw, k, d, r);
+            let delta = self.g.op("MatMul", &[&dt_in, &dtw], vec![], key); // (N, K, L, D)
+            let (_, a_logs) = data(m.a_logs.val());
+            let a: Vec<f32> = a_logs.iter().map(|v| -v.exp()).collect();
+            let a = self.g.weight(&format!("{key}.A"), &[k * d, s], a);
+            let dsw = self.g.weight(&format!("{key}.Ds"), &[k * d], ds);
+            let bias = self
+                .g
+                .weight(&format!("{key}.dt_projs_bias"), &[k * d], bias);
+            self.g.op_in_domain(
+                CUSTOM_DOMAIN,
+                CUSTOM_OP,
+                &[&u, &delta, &x_dbl, &a, &dsw, &bias],
+                key,
+            )
+        } else {
+            let u_seq = self.to_scan_order(&u, d, hw, key); // (N, K, L, D)
+                                                            // Per-direction projections (K, D, P), applied to each direction's sequence.
+            let mut wk = vec![0f32; k * d * p];
+            for (i, w) in wk.iter_mut().enumerate() {
+                let (kk, dd, pp) = (i / (d * p), (i / p) % d, i % p);
+                *w = wv[(kk * wd[1] + pp) * wd[2] + dd];
+            }
+            let wk = self
+                .g
+                .weight(&format!("{key}.x_proj_weight"), &[k, d, p], wk);
+            let x_dbl = self.g.op("MatMul", &[&u_seq, &wk], vec![], key); // (N, K, L, P)
+            let dt_in = self.slice(&x_dbl, 3, 0, r as i64, key);
+            let bs = self.slice(&x_dbl, 3, r as i64, (r + s) as i64, key);
+            let cs = self.slice(&x_dbl, 3, (r + s) as i64, p as i64, key);
+            let dtw = self.dt_weight(key, &dtw, k, d, r);
+            let delta = self.g.op("MatMul", &[&dt_in, &dtw], vec![], key);
+            let bias = self
+                .g
+                .weight(&format!("{key}.dt_projs_bias"), &[k, 1, d], bias);
+            let delta = self.g.op("Add", &[&delta, &bias], vec![], key);
+            let delta = self.g.op("Softplus", &[&delta], vec![], key); // (N, K, L, D)
+            let y_seq = match self.opts.scan {
+                ScanForm::Chunked => self.scan_chunked(m, key, [&u_seq, &delta, &bs, &cs], hw),
+                _ => self.scan_loop(m, key, [&u_seq, &delta, &bs, &cs]),
+            };
+            let y = self.from_scan_order(&y_seq, d, hw, key); // (N, h, w, D)
+                                                              // D skip summed over directions: y += u * sum_k Ds[k].
+            let dsum: Vec<f32> = (0..d)
+                .map(|dd| (0..k).map(|kk| ds[kk * d + dd]).sum())
+                .collect();
+            let dsum = self.g.weight(&format!("{key}.Ds"), &[d], dsum);
+            let skip = self.g.op("Mul", &[&u, &dsum], vec![], key);
+            self.g.op("Add", &[&y, &skip], vec![], key)
+        };
+        let y = self.layer_norm(&y, &m.out_norm, &format!("{key}.out_norm"));
+        let gate = self.silu(z, key);
+        let y = self.g.op("Mul", &[&y, &gate], vec![], key);
+        self.linear(&y, &m.out_proj, &format!("{key}.out_proj"))
+    }
+
+    /// `dt_projs_weight` (K, D, R) as the (K, R, D) right operand of a batched MatMul.
+    fn dt_weight(&mut self, key: &str, dtw: &[f32], k: usize, d: usize, r: usize) -> String {
+        let mut t = vec![0f32; k * r * d];
+        for (i, w) in t.iter_mut().enumerate() {
+            let (kk, rr, dd) = (i / (r * d), (i / d) % r, i % d);
+            *w = dtw[(kk * d + dd) * r + rr];
+        }
+        self.g
+            .weight(&format!("{key}.dt_projs_weight"), &[k, r, d], t)
+    }
+
+    /// (N, h, w, X) -> (N, K, L, X): each direction's sequence in its scan order
+    /// ([`vmunet_scan::position`]). Fixed sizes use one `Gather`; dynamic ones transposes and
+    /// reversals.
+    fn to_scan_order(&mut self, u: &str, x: usize, (h, w): &(Sz, Sz), key: &str) -> String {
+        let xi = x as i64;
+        let flat = self.reshape(u, &[0, -1, xi], key);
+        if let (Sz::C(h), Sz::C(w)) = (h, w) {
+            let dims = scan_dims(*h, *w);
+            let l = dims.len();
+            let idx: Vec<i64> = (0..DIRECTIONS * l)
+                .map(|i| position(i / l, i % l, &dims) as i64)
+                .collect();
+            let idx = self.g.ints1(&idx);
+            let t = self
+                .g
+                .op("Gather", &[&flat, &idx], vec![("axis", Attr::Int(1))], key);
+            return self.reshape(&t, &[0, DIRECTIONS as i64, l as i64, xi], key);
+        }
+        let tr = self.transpose(u, &[0, 2, 1, 3], key);
+        let cols = self.reshape(&tr, &[0, -1, xi], key);
+        let a = self.unsqueeze(&flat, 1, key);
+        let b = self.unsqueeze(&cols, 1, key);
+        let fwd = self.concat(&[&a, &b], 1, key); // (N, 2, L, X)
+        let rev = self.flip(&fwd, 2, key);
+        self.concat(&[&fwd, &rev], 1, key)
+    }
+
+    /// (N, K, L, D) in scan order -> (N, h, w, D), summed over the directions.
+    fn from_scan_order(&mut self, y: &str, d: usize, (h, w): &(Sz, Sz), key: &str) -> String {
+        let di = d as i64;
+        if let (Sz::C(hc), Sz::C(wc)) = (h, w) {
+            let dims = scan_dims(*hc, *wc);
+            let l = dims.len();
+            let mut inv = vec![0i64; DIRECTIONS * l];
+            for kk in 0..DIRECTIONS {
+                for t in 0..l {
+                    inv[kk * l + position(kk, t, &dims)] = (kk * l + t) as i64;
                 }
             }
+            let y = self.reshape(y, &[0, (DIRECTIONS * l) as i64, di], key);
+            let inv = self.g.ints1(&inv);
+            let y = self
+                .g
+                .op("Gather", &[&y, &inv], vec![("axis", Attr::Int(1))], key);
+            let y = self.reshape(&y, &[0, DIRECTIONS as i64, l as i64, di], key);
+            let ax1 = self.g.ints1(&[1]);
+            let y = self.g.op(
+                "ReduceSum",
+                &[&y, &ax1],
+                vec![("keepdims", Attr::Int(0))],
+                key,
+            );
+            return self.reshape(&y, &[0, *hc, *wc, di], key);
         }
-        let dtw = self
-            .g
-            .weight(&format!("{key}.dt_projs_weight"), &[k, r, d], dtt);
-        let delta = self.g.op("MatMul", &[&dt_in, &dtw], vec![], key);
-        let (_, bias) = data(m.dt_projs_bias.val());
-        let bias = self
-            .g
-            .weight(&format!("{key}.dt_projs_bias"), &[k, 1, d], bias);
-        let delta = self.g.op("Add", &[&delta, &bias], vec![], key);
-        let delta = self.g.op("Softplus", &[&delta], vec![], key);
-        // Reorder every direction's sequence into its scan order with one Gather.
-        let dims = CrossScanDims {
-            batch: 1,
-            height: h,
-            width: w,
-            channels: d,
-            d_state: s,
-            dt_rank: r,
-        };
-        let pos = |kk: usize, t: usize| position(kk, t, &dims);
-        let fwd: Vec<i64> = (0..k * l)
-            .map(|i| ((i / l) * l + pos(i / l, i % l)) as i64)
+        let fwd = self.slice(y, 1, 0, 2, key);
+        let rev = self.slice(y, 1, 2, 4, key);
+        let rev = self.flip(&rev, 2, key);
+        let both = self.g.op("Add", &[&fwd, &rev], vec![], key); // (N, 2, L, D)
+        let rows = self.slice(&both, 1, 0, 1, key);
+        let rows = self.reshape_to(&rows, &[Sz::C(0), h.clone(), Sz::C(-1), Sz::C(di)], key);
+        let cols = self.slice(&both, 1, 1, 2, key);
+        let cols = self.reshape_to(&cols, &[Sz::C(0), w.clone(), Sz::C(-1), Sz::C(di)], key);
+        let cols = self.transpose(&cols, &[0, 2, 1, 3], key);
+        self.g.op("Add", &[&rows, &cols], vec![], key)
+    }
+
+    /// The scan as one ONNX `Scan` over the sequence, all four directions in one loop
+    /// (state `(N, K, D, S)`, float32). The body uses `Mul` + `ReduceSum` only.
+    fn scan_loop<B: Backend>(
+        &mut self,
+        m: &Ss2d<B>,
+        key: &str,
+        [u, dt, b, c]: [&str; 4],
+    ) -> String {
+        let (d, s, k) = (m.d_inner, m.d_state, DIRECTIONS);
+        let seq: Vec<String> = [u, dt, b, c]
+            .iter()
+            .map(|t| self.transpose(t, &[2, 0, 1, 3], key)) // (L, N, K, X)
             .collect();
-        let fwd = self.g.ints1(&fwd);
-        let u_idx: Vec<i64> = (0..k * l).map(|i| pos(i / l, i % l) as i64).collect();
-        let u_idx = self.g.ints1(&u_idx);
-        let to_seq = |me: &mut Self, t: &str, width: usize, idx: &str, flat: bool| -> String {
-            // (N, K, L, X) or (N, L, X) -> (L, N, K, X) in scan order.
-            let t = if flat {
-                t.to_string()
-            } else {
-                me.reshape(t, &[0, ki * li, width as i64], key)
-            };
-            let t =
-                me.g.op("Gather", &[&t, idx], vec![("axis", Attr::Int(1))], key);
-            let t = me.reshape(&t, &[0, ki, li, width as i64], key);
-            me.transpose(&t, &[2, 0, 1, 3], key)
-        };
-        let u_seq = to_seq(self, &u, d, &u_idx, true);
-        let dt_seq = to_seq(self, &delta, d, &fwd, false);
-        let b_seq = to_seq(self, &bs, s, &fwd, false);
-        let c_seq = to_seq(self, &cs, s, &fwd, false);
         // Initial state (N, K, D, S) of zeros, batch taken from the input.
-        let shape_u = self.g.op("Shape", &[&u], vec![], key);
-        let st0 = self.g.ints1(&[0]);
-        let st1 = self.g.ints1(&[1]);
-        let n = self.g.op("Slice", &[&shape_u, &st0, &st1], vec![], key);
-        let rest = self.g.ints1(&[ki, di, s as i64]);
-        let hshape = self
-            .g
-            .op("Concat", &[&n, &rest], vec![("axis", Attr::Int(0))], key);
+        let n = self.dim_of(u, 0, key);
+        let hshape = self.shape_of(&[n, Sz::C(k as i64), Sz::C(d as i64), Sz::C(s as i64)]);
         let zero = self.g.floats(&[1, 1, 1, 1], &[0.0]);
         let h0 = self.g.op("Expand", &[&zero, &hshape], vec![], key);
         let body = scan_body(m, key, k, d, s);
         let outs = self.g.node(
             "Scan",
-            &[&h0, &u_seq, &dt_seq, &b_seq, &c_seq],
+            &[&h0, &seq[0], &seq[1], &seq[2], &seq[3]],
             vec![
                 ("body", Attr::Graph(body)),
                 ("num_scan_inputs", Attr::Int(4)),
@@ -291,43 +478,137 @@ impl Lower<'_> {
             key,
             2,
         );
-        // y_seq (L, N, K, D) back to row-major positions, summed over directions.
-        let y = self.transpose(&outs[1], &[1, 2, 0, 3], key); // (N, K, L, D)
-        let y = self.reshape(&y, &[0, ki * li, di], key);
-        let mut inv = vec![0i64; k * l];
-        for kk in 0..k {
-            for t in 0..l {
-                inv[kk * l + pos(kk, t)] = (kk * l + t) as i64;
+        self.transpose(&outs[1], &[1, 2, 0, 3], key) // (N, K, L, D)
+    }
+
+    /// The scan without control flow: sequences cut into chunks of `opts.chunk` steps, a
+    /// log-depth (Hillis-Steele) scan of the pairs `(exp(dt A), dt u B)` inside every chunk, a
+    /// log-depth scan of the chunk-end states across chunks, and one fix-up. Every `Exp` takes
+    /// `dt A <= 0`; decays are only ever multiplied, so nothing overflows. State in float32.
+    fn scan_chunked<B: Backend>(
+        &mut self,
+        m: &Ss2d<B>,
+        key: &str,
+        [u, dt, b, c]: [&str; 4],
+        (h, w): &(Sz, Sz),
+    ) -> String {
+        let (d, s, k) = (m.d_inner, m.d_state, DIRECTIONS);
+        let t = self.opts.chunk.max(1) as i64;
+        // Sequence length, padding to a multiple of the chunk, and the most chunks to expect.
+        let (len, pad, max_chunks) = match (h, w) {
+            (Sz::C(h), Sz::C(w)) => {
+                let l = h * w;
+                let padded = (l + t - 1) / t * t;
+                (Sz::C(l), Sz::C(padded - l), padded / t)
             }
+            _ => {
+                let len = self.dim_of(dt, 2, key);
+                let Sz::T(ln) = &len else { unreachable!() };
+                let tm1 = self.g.ints1(&[t - 1]);
+                let tt = self.g.ints1(&[t]);
+                let up = self.g.op("Add", &[ln, &tm1], vec![], key);
+                let up = self.g.op("Div", &[&up, &tt], vec![], key);
+                let up = self.g.op("Mul", &[&up, &tt], vec![], key);
+                let pad = self.g.op("Sub", &[&up, ln], vec![], key);
+                let side = (self.opts.max_size / self.cfg.patch_size) as i64;
+                let max_l = side * side; // stage 0 is the longest sequence
+                (len, Sz::T(pad), (max_l + t - 1) / t)
+            }
+        };
+        let padded = |me: &mut Self, x: &str| -> String {
+            if matches!(pad, Sz::C(0)) {
+                return x.to_string();
+            }
+            let pads = me.shape_of(&[
+                Sz::C(0),
+                Sz::C(0),
+                Sz::C(0),
+                Sz::C(0),
+                Sz::C(0),
+                Sz::C(0),
+                pad.clone(),
+                Sz::C(0),
+            ]);
+            let zero = me.g.floats(&[], &[0.0]);
+            me.g.op("Pad", &[x, &pads, &zero], vec![], key)
+        };
+        let chunked = |me: &mut Self, x: &str, width: usize| -> String {
+            let x = padded(me, x);
+            me.reshape(&x, &[0, 0, -1, t, width as i64], key)
+        };
+        let u5 = chunked(self, u, d);
+        let dt5 = chunked(self, dt, d);
+        let b5 = chunked(self, b, s);
+        let c5 = chunked(self, c, s);
+        let (_, a_logs) = data(m.a_logs.val());
+        let a: Vec<f32> = a_logs.iter().map(|v| -v.exp()).collect();
+        let a_w = self.g.weight(&format!("{key}.A"), &[k, 1, 1, d, s], a);
+        let dt6 = self.unsqueeze(&dt5, 5, key); // (N, K, nc, T, D, 1)
+        let da = self.g.op("Mul", &[&dt6, &a_w], vec![], key);
+        let mut decay = self.g.op("Exp", &[&da], vec![], key); // (N, K, nc, T, D, S), <= 1
+        let dtu = self.g.op("Mul", &[&dt5, &u5], vec![], key);
+        let dtu = self.unsqueeze(&dtu, 5, key);
+        let b6 = self.unsqueeze(&b5, 4, key);
+        let mut state = self.g.op("Mul", &[&dtu, &b6], vec![], key);
+        // Inside chunks.
+        let mut sh = 1;
+        while sh < t {
+            let ds = self.shift(&decay, 6, 3, sh, 1.0, key);
+            let hs = self.shift(&state, 6, 3, sh, 0.0, key);
+            let carried = self.g.op("Mul", &[&decay, &hs], vec![], key);
+            state = self.g.op("Add", &[&state, &carried], vec![], key);
+            decay = self.g.op("Mul", &[&decay, &ds], vec![], key);
+            sh *= 2;
         }
-        let inv = self.g.ints1(&inv);
-        let y = self
-            .g
-            .op("Gather", &[&y, &inv], vec![("axis", Attr::Int(1))], key);
-        let y = self.reshape(&y, &[0, ki, li, di], key);
-        let ax1 = self.g.ints1(&[1]);
+        // Across chunks: the state entering chunk j is the scanned end state of chunk j - 1.
+        if max_chunks > 1 {
+            let mut end_decay = self.slice(&decay, 3, t - 1, t, key);
+            let mut end_state = self.slice(&state, 3, t - 1, t, key);
+            let mut sh = 1;
+            while sh < max_chunks {
+                let ds = self.shift(&end_decay, 6, 2, sh, 1.0, key);
+                let hs = self.shift(&end_state, 6, 2, sh, 0.0, key);
+                let carried = self.g.op("Mul", &[&end_decay, &hs], vec![], key);
+                end_state = self.g.op("Add", &[&end_state, &carried], vec![], key);
+                end_decay = self.g.op("Mul", &[&end_decay, &ds], vec![], key);
+                sh *= 2;
+            }
+            let entering = self.shift(&end_state, 6, 2, 1, 0.0, key);
+            let carried = self.g.op("Mul", &[&decay, &entering], vec![], key);
+            state = self.g.op("Add", &[&state, &carried], vec![], key);
+        }
+        let c6 = self.unsqueeze(&c5, 4, key);
+        let hc = self.g.op("Mul", &[&state, &c6], vec![], key);
+        let ax5 = self.g.ints1(&[5]);
         let y = self.g.op(
             "ReduceSum",
-            &[&y, &ax1],
+            &[&hc, &ax5],
             vec![("keepdims", Attr::Int(0))],
             key,
-        ); // (N, L, D)
-           // D skip summed over directions: y += u * sum_k Ds[k].
-        let (_, ds) = data(m.ds.val());
-        let dsum: Vec<f32> = (0..d)
-            .map(|dd| (0..k).map(|kk| ds[kk * d + dd]).sum())
-            .collect();
-        let dsum = self.g.weight(&format!("{key}.Ds"), &[d], dsum);
-        let skip = self.g.op("Mul", &[&u, &dsum], vec![], key);
-        let y = self.g.op("Add", &[&y, &skip], vec![], key);
-        let y = self.reshape(&y, &[0, h as i64, w as i64, di], key);
-        let y = self.layer_norm(&y, &m.out_norm, &format!("{key}.out_norm"));
-        let gate = self.silu(z, key);
-        let y = self.g.op("Mul", &[&y, &gate], vec![], key);
-        self.linear(&y, &m.out_proj, &format!("{key}.out_proj"))
+        );
+        let y = self.reshape(&y, &[0, 0, -1, d as i64], key); // (N, K, L', D)
+        match (&pad, &len) {
+            (Sz::C(0), _) => y,
+            (_, Sz::C(l)) => self.slice(&y, 2, 0, *l, key),
+            (_, Sz::T(l)) => {
+                let st = self.g.ints1(&[0]);
+                let ax = self.g.ints1(&[2]);
+                self.g.op("Slice", &[&y, &st, l, &ax], vec![], key)
+            }
+        }
     }
 }
 
+fn scan_dims(h: i64, w: i64) -> CrossScanDims {
+    CrossScanDims {
+        batch: 1,
+        height: h as usize,
+        width: w as usize,
+        channels: 1,
+        d_state: 1,
+        dt_rank: 1,
+    }
+}
 /// One scan step for all directions: `h = exp(dt A) h + dt u B`, `y = sum_s h C`.
 fn scan_body<B: Backend>(
     m: &Ss2d<B>,
@@ -383,39 +664,47 @@ fn scan_body<B: Backend>(
     g.build(&format!("{key}.scan"))
 }
 
-/// Lowers the whole network for an input of `height` x `width`; returns the main graph.
+/// Lowers the whole network; returns the main graph.
 pub fn lower_model<B: Backend>(
     model: &VmUnet<B>,
     cfg: &VmUnetConfig,
-    height: usize,
-    width: usize,
+    opts: &ExportOptions,
 ) -> tract_onnx::pb::GraphProto {
     let mut lw = Lower {
         g: Graph::default(),
         cfg,
+        opts,
+    };
+    let (hd, wd) = if opts.dynamic_hw {
+        (Dim::Named("height"), Dim::Named("width"))
+    } else {
+        (Dim::Fixed(opts.height), Dim::Fixed(opts.width))
     };
     lw.g.inputs.push(value_info(
         "input",
-        &[
-            Dim::Named("batch"),
-            Dim::Fixed(cfg.input_channels),
-            Dim::Fixed(height),
-            Dim::Fixed(width),
-        ],
+        &[Dim::Named("batch"), Dim::Fixed(cfg.input_channels), hd, wd],
     ));
     let mut x = lw.patch_embed("input", &model.patch_embed);
-    let (mut h, mut w) = (height / cfg.patch_size, width / cfg.patch_size);
+    let mut hw = if opts.dynamic_hw {
+        (lw.dim_of(&x, 1, "hw"), lw.dim_of(&x, 2, "hw"))
+    } else {
+        let p = cfg.patch_size;
+        (
+            Sz::C((opts.height / p) as i64),
+            Sz::C((opts.width / p) as i64),
+        )
+    };
     let mut skips = Vec::new();
     for (i, layer) in model.layers.iter().enumerate() {
         skips.push(x.clone());
         let c = cfg.dims[i];
         for (j, blk) in layer.blocks.iter().enumerate() {
-            x = lw.block(&x, blk, &format!("layers.{i}.blocks.{j}"), (h, w));
+            x = lw.block(&x, blk, &format!("layers.{i}.blocks.{j}"), &hw);
         }
         if let Some(down) = &layer.downsample {
-            x = lw.merging(&x, down, &format!("layers.{i}.downsample"), (h, w, c));
-            h /= 2;
-            w /= 2;
+            let key = format!("layers.{i}.downsample");
+            x = lw.merging(&x, down, &key, &hw.0, c);
+            hw = (lw.scale(&hw.0, 1, 2, &key), lw.scale(&hw.1, 1, 2, &key));
         }
     }
     let dec = cfg.dims_decoder();
@@ -426,31 +715,26 @@ pub fn lower_model<B: Backend>(
                 lw.g.op("Add", &[&x, &skip], vec![], &format!("layers_up.{i}.skip"));
         }
         if let Some(up) = &layer.upsample {
-            x = lw.expand(
-                &x,
-                up,
-                &format!("layers_up.{i}.upsample"),
-                (h, w, 2 * dec[i]),
-            );
-            h *= 2;
-            w *= 2;
+            let key = format!("layers_up.{i}.upsample");
+            x = lw.expand(&x, up, &key, &hw.0, 2 * dec[i]);
+            hw = (lw.scale(&hw.0, 2, 1, &key), lw.scale(&hw.1, 2, 1, &key));
         }
         for (j, blk) in layer.blocks.iter().enumerate() {
-            x = lw.block(&x, blk, &format!("layers_up.{i}.blocks.{j}"), (h, w));
+            x = lw.block(&x, blk, &format!("layers_up.{i}.blocks.{j}"), &hw);
         }
     }
-    x = lw.expand(&x, &model.final_up, "final_up", (h, w, cfg.dims[0]));
+    x = lw.expand(&x, &model.final_up, "final_up", &hw.0, cfg.dims[0]);
     let y = lw.transpose(&x, &[0, 3, 1, 2], "final_conv");
     let y = lw.conv(&y, &model.final_conv, "final_conv");
     lw.g.op_into("Identity", &[&y], "logits");
+    let (hd, wd) = if opts.dynamic_hw {
+        (Dim::Named("height"), Dim::Named("width"))
+    } else {
+        (Dim::Fixed(opts.height), Dim::Fixed(opts.width))
+    };
     lw.g.outputs.push(value_info(
         "logits",
-        &[
-            Dim::Named("batch"),
-            Dim::Fixed(cfg.num_classes),
-            Dim::Fixed(height),
-            Dim::Fixed(width),
-        ],
+        &[Dim::Named("batch"), Dim::Fixed(cfg.num_classes), hd, wd],
     ));
     lw.g.build("vmunet")
 }

@@ -1,6 +1,9 @@
 //! Runtimes for exported VM-UNet models behind one trait: load a model file, run NCHW float32
 //! batches, report what ran. tract (pure Rust, any CPU) is built in.
 
+#[cfg(feature = "burn")]
+mod burn_rt;
+mod custom;
 mod model_file;
 #[cfg(feature = "ort")]
 mod ort_rt;
@@ -9,6 +12,9 @@ mod tract_rt;
 
 use std::path::Path;
 
+#[cfg(feature = "burn")]
+pub use burn_rt::BurnRuntime;
+pub use custom::uses_custom_scan;
 pub use model_file::{ModelDim, ModelFile, ModelInput};
 #[cfg(feature = "ort")]
 pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
@@ -57,6 +63,8 @@ pub enum RuntimeError {
 pub trait Runtime {
     /// Back-end and device that actually run, e.g. `tract (CPU)`.
     fn description(&self) -> String;
+    /// Checks that an input of `shape` fits, without running anything.
+    fn check(&self, shape: &[usize]) -> Result<(), RuntimeError>;
     /// Runs one batch and returns the model's first output (logits).
     fn run(&mut self, input: &Array) -> Result<Array, RuntimeError>;
 }
@@ -68,6 +76,19 @@ pub enum RuntimeKind {
     Tract,
     /// ONNX Runtime (CPU unless a device profile selects CUDA / TensorRT).
     Ort,
+    /// burn on the checkpoint itself (no ONNX file).
+    Burn,
+}
+
+impl RuntimeKind {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tract => "tract",
+            Self::Ort => "ort",
+            Self::Burn => "burn",
+        }
+    }
 }
 
 impl std::str::FromStr for RuntimeKind {
@@ -76,14 +97,18 @@ impl std::str::FromStr for RuntimeKind {
         match s {
             "tract" => Ok(Self::Tract),
             "ort" => Ok(Self::Ort),
-            other => Err(format!("unknown runtime `{other}` (available: tract, ort)")),
+            "burn" => Ok(Self::Burn),
+            other => Err(format!(
+                "unknown runtime `{other}` (available: tract, ort, burn)"
+            )),
         }
     }
 }
 
-/// Opens `path` with the chosen runtime.
+/// Opens the ONNX file `path` with the chosen runtime.
 pub fn open(kind: RuntimeKind, path: &Path) -> Result<Box<dyn Runtime>, RuntimeError> {
     match kind {
+        RuntimeKind::Burn => Err(burn_needs_checkpoint()),
         RuntimeKind::Tract => Ok(Box::new(TractRuntime::open(path)?)),
         #[cfg(feature = "ort")]
         RuntimeKind::Ort => Ok(Box::new(OrtRuntime::open(path, &OrtOptions::default())?)),
@@ -106,5 +131,13 @@ pub fn open_with_profile(
         RuntimeKind::Ort => Ok(Box::new(OrtRuntime::open(path, &profile.ort_options())?)),
         #[cfg(not(feature = "ort"))]
         RuntimeKind::Ort => open(RuntimeKind::Ort, path),
+        RuntimeKind::Burn => Err(burn_needs_checkpoint()),
+    }
+}
+
+fn burn_needs_checkpoint() -> RuntimeError {
+    RuntimeError::Backend {
+        runtime: "burn".into(),
+        message: "burn runs checkpoints, not ONNX files: pass --checkpoint (or --preset)".into(),
     }
 }

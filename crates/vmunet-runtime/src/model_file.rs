@@ -130,6 +130,33 @@ impl ModelFile {
         })
     }
 
+    /// Checks an input shape against the declared input and, for size-dynamic exports, the
+    /// recorded limits (multiples of 32, at most `vmunet.max_size`).
+    pub fn check(&self, shape: &[usize]) -> Result<(), RuntimeError> {
+        self.input.check(shape)?;
+        if !self.metadata.contains_key("vmunet.config") || shape.len() != 4 {
+            return Ok(());
+        }
+        let max = self
+            .metadata
+            .get("vmunet.max_size")
+            .and_then(|v| v.parse::<usize>().ok());
+        let bad = shape[2..]
+            .iter()
+            .any(|&s| s % 32 != 0 || max.is_some_and(|m| s > m));
+        if bad {
+            let limit = max.map(|m| format!(" up to {m}")).unwrap_or_default();
+            return Err(RuntimeError::Shape {
+                expected: format!(
+                    "{} with height and width multiples of 32{limit}",
+                    self.input
+                ),
+                found: shape.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
     /// The output activation recorded at export (`sigmoid` or `softmax`).
     pub fn activation(&self) -> Option<&str> {
         self.metadata

@@ -187,6 +187,10 @@ impl OrtRuntime {
                     .map_err(|e| e.to_string())?
                     .with_execution_providers([p.dispatch()?])
                     .map_err(|e| e.to_string())?;
+                if crate::custom::uses_custom_scan(&file) {
+                    let ops = crate::custom::ort_op::domain().map_err(|e| e.to_string())?;
+                    b = b.with_operators(ops).map_err(|e| e.to_string())?;
+                }
                 if let Some(t) = opts.threads {
                     b = b.with_intra_threads(t).map_err(|e| e.to_string())?;
                 }
@@ -228,8 +232,12 @@ impl Runtime for OrtRuntime {
         s
     }
 
+    fn check(&self, shape: &[usize]) -> Result<(), RuntimeError> {
+        self.file.check(shape)
+    }
+
     fn run(&mut self, input: &Array) -> Result<Array, RuntimeError> {
-        self.file.input.check(&input.shape)?;
+        self.file.check(&input.shape)?;
         let x = Tensor::from_array((input.shape.clone(), input.data.clone().into_boxed_slice()))
             .map_err(ort_err)?;
         let outputs = self.session.run(ort::inputs![x]).map_err(ort_err)?;

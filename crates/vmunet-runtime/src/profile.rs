@@ -68,8 +68,21 @@ pub struct DeviceProfile {
     /// Images per run.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// Scan formulation to export for this target: `scan` (ONNX Scan loop), `chunked` (no
+    /// control flow, for TensorRT) or `custom` (the ai.vmunet::SelectiveScan operator).
+    #[serde(default = "default_scan")]
+    pub scan: String,
+    /// Chunk length when `scan = "chunked"`.
+    pub chunk: Option<usize>,
     /// TensorRT options.
     pub tensorrt: Option<TensorRtSection>,
+}
+
+/// Scan formulations a profile may name.
+pub const SCAN_FORMS: [&str; 3] = ["scan", "chunked", "custom"];
+
+fn default_scan() -> String {
+    "scan".into()
 }
 
 fn default_providers() -> Vec<ProviderName> {
@@ -126,9 +139,30 @@ impl DeviceProfile {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.runtime
+        let kind = self
+            .runtime
             .parse::<RuntimeKind>()
             .map_err(|e| format!("field `runtime`: {e}"))?;
+        if kind == RuntimeKind::Burn {
+            return Err(
+                "field `runtime`: a device profile runs an ONNX file: `ort` or `tract`".into(),
+            );
+        }
+        if !SCAN_FORMS.contains(&self.scan.as_str()) {
+            return Err(format!(
+                "field `scan`: unknown formulation `{}` (expected {})",
+                self.scan,
+                SCAN_FORMS.join(", ")
+            ));
+        }
+        if let Some(c) = self.chunk {
+            if self.scan != "chunked" {
+                return Err("field `chunk`: only used with `scan = \"chunked\"`".into());
+            }
+            if c == 0 || c > 4096 {
+                return Err(format!("field `chunk`: {c} is out of range (1..=4096)"));
+            }
+        }
         if self.providers.is_empty() {
             return Err(
                 "field `providers`: list at least one provider (cpu, cuda, tensorrt)".into(),
@@ -240,6 +274,9 @@ mod tests {
         for (extra, needle) in [
             ("colour = \"red\"\n", "colour"),
             ("providers = [\"vulkan\"]\n", "vulkan"),
+            ("scan = \"loop\"\n", "field `scan`"),
+            ("scan = \"scan\"\nchunk = 16\n", "field `chunk`"),
+            ("scan = \"chunked\"\nchunk = 0\n", "field `chunk`"),
             ("input_size = 100\n", "input_size"),
             ("threads = 0\n", "threads"),
             ("batch = 0\n", "batch"),
@@ -256,8 +293,11 @@ mod tests {
             let e = DeviceProfile::parse(&format!("{base}{extra}")).unwrap_err();
             assert!(e.contains(needle), "`{extra}` -> {e}");
         }
-        let e = DeviceProfile::parse("name = \"x\"\nruntime = \"onnx\"\n").unwrap_err();
-        assert!(e.contains("runtime"), "{e}");
+        for runtime in ["onnx", "burn"] {
+            let e = DeviceProfile::parse(&format!("name = \"x\"\nruntime = \"{runtime}\"\n"))
+                .unwrap_err();
+            assert!(e.contains("field `runtime`"), "{e}");
+        }
         let e = DeviceProfile::parse("name = \"x\"\nruntime = \"tract\"\nproviders = [\"cuda\"]\n")
             .unwrap_err();
         assert!(e.contains("providers"), "{e}");

@@ -28,7 +28,9 @@ impl TractRuntime {
     /// Loads and checks `path`.
     pub fn open(path: &Path) -> Result<Self, RuntimeError> {
         let file = ModelFile::read(path)?;
-        let model = tract_onnx::onnx()
+        let mut onnx = tract_onnx::onnx();
+        crate::custom::tract_op::register(&mut onnx);
+        let model = onnx
             .model_for_path(path)
             .map_err(|e| RuntimeError::NotOnnx {
                 path: path.to_path_buf(),
@@ -67,8 +69,12 @@ impl Runtime for TractRuntime {
         "tract (CPU)".into()
     }
 
+    fn check(&self, shape: &[usize]) -> Result<(), RuntimeError> {
+        self.file.check(shape)
+    }
+
     fn run(&mut self, input: &Array) -> Result<Array, RuntimeError> {
-        self.file.input.check(&input.shape)?;
+        self.file.check(&input.shape)?;
         let plan = self.plan(&input.shape)?;
         let x = Tensor::from_shape(&input.shape, &input.data).map_err(backend)?;
         let out = plan.run(tvec!(x.into())).map_err(backend)?;

@@ -14,6 +14,49 @@ use crate::{ReferenceScan, ScanDims, ScanError, ScanInputs, SelectiveScan};
 /// Number of scan orders.
 pub const DIRECTIONS: usize = 4;
 
+/// ONNX operator domain of the cross scan as a custom operator.
+pub const ONNX_DOMAIN: &str = "ai.vmunet";
+/// ONNX operator type of the cross scan. Inputs: `u (N, H, W, D)`, `delta (N, K, L, D)` before
+/// bias and softplus, `x_dbl (N, L, K, R + 2S)`, `A (K D, S)`, `D (K D)`, `delta_bias (K D)`;
+/// output `y (N, H, W, D)` summed over the four directions, D skip included (= [`cross_scan`]).
+pub const ONNX_OP: &str = "SelectiveScan";
+
+/// Runs [`cross_scan`] on the custom operator's six inputs given as `(shape, data)`; checks
+/// every shape and returns the output's.
+pub fn cross_scan_op(inputs: [(&[usize], &[f32]); 6]) -> Result<(Vec<usize>, Vec<f32>), ScanError> {
+    let [u, delta, x_dbl, a, d, bias] = inputs;
+    let bad = |what: &str| ScanError::Dims(format!("{ONNX_OP}: {what}"));
+    let (&[n, h, w, c], &[_, _, _, p], &[_, s]) = (u.0, x_dbl.0, a.0) else {
+        return Err(bad(&format!(
+            "expected u (N, H, W, D), x_dbl (N, L, K, P) and A (K D, S); got {:?}, {:?}, {:?}",
+            u.0, x_dbl.0, a.0
+        )));
+    };
+    if p < 2 * s + 1 {
+        return Err(bad(&format!(
+            "x_dbl rows of {p} cannot hold dt, B and C for {s} states"
+        )));
+    }
+    let dims = CrossScanDims {
+        batch: n,
+        height: h,
+        width: w,
+        channels: c,
+        d_state: s,
+        dt_rank: p - 2 * s,
+    };
+    let y = cross_scan(&CrossScanInputs {
+        dims,
+        u: u.1,
+        delta: delta.1,
+        x_dbl: x_dbl.1,
+        a: a.1,
+        d: d.1,
+        delta_bias: bias.1,
+    })?;
+    Ok((u.0.to_vec(), y))
+}
+
 /// Dimensions of one cross-scan call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrossScanDims {

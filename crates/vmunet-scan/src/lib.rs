@@ -23,8 +23,8 @@ mod reference;
 pub use burn_op::{host_scan, selective_scan, ScanBackend};
 pub use cpu::CpuScan;
 pub use cross::{
-    cross_scan, cross_scan_backward, cross_scan_reference, position, CrossScanDims, CrossScanGrads,
-    CrossScanInputs, DIRECTIONS,
+    cross_scan, cross_scan_backward, cross_scan_op, cross_scan_reference, position, CrossScanDims,
+    CrossScanGrads, CrossScanInputs, DIRECTIONS, ONNX_DOMAIN, ONNX_OP,
 };
 pub use dims::{ScanDims, ScanError, ScanInputs};
 pub use reference::ReferenceScan;
