@@ -49,7 +49,8 @@ fmt:
 	$(CARGO) fmt --all
 
 # The paper-size model on a real ISIC image (or a generated one), end to end on the CPU:
-# segment, time, export to ONNX, and check the export in tract and ONNX Runtime.
+# checkpoint, export (standard ops and the custom scan operator), segment with ONNX Runtime,
+# parity of both exports against burn in every runtime, timing.
 demo: build venv
 	@mkdir -p $(DEMO_OUT)
 	@img=$$(ls $(SHARED)/data/isic2017-fullres/images/*.jpg 2>/dev/null | head -n 1); \
@@ -58,19 +59,27 @@ demo: build venv
 	  echo "../shared is absent: generating a synthetic lesion image at $$img"; \
 	  awk 'BEGIN { print "P3 320 240 255"; for (y = 0; y < 240; y++) for (x = 0; x < 320; x++) { d = (x-160)^2 + (y-120)^2; if (d < 3600) print 90, 50, 40; else print 220, 180, 160 } }' > $$img; \
 	fi; \
-	echo "== model"; $(BIN) info --preset paper | head -n 4; \
-	echo "== segment $$img (paper-size VM-UNet, untrained weights: this shows the pipeline, not a diagnosis)"; \
-	$(BIN) segment --preset paper "$$img" --out $(DEMO_OUT); \
-	echo "== forward timing (3 runs)"; $(BIN) bench --preset paper --runs 3 --json $(DEMO_OUT)/bench.json; \
-	echo "== export to ONNX and check it against burn in every runtime"; \
-	$(BIN) init --preset paper -o $(DEMO_OUT)/vmunet-paper.bpk && \
-	$(BIN) export --checkpoint $(DEMO_OUT)/vmunet-paper.bpk -o $(DEMO_OUT)/vmunet-paper.onnx && \
 	if [ -d $(SHARED)/data/isic2017/val/images ]; then imgs="--images $(SHARED)/data/isic2017/val/images --max-images 2"; else imgs=""; fi; \
+	set -e; \
+	echo "== model"; $(BIN) info --preset paper | head -n 4; \
+	echo "== checkpoint (paper-size VM-UNet, fresh weights: this shows the pipeline, not a diagnosis)"; \
+	$(BIN) init --preset paper -o $(DEMO_OUT)/vmunet-paper.bpk; \
+	echo "== export: standard ONNX ops (portable) and the ai.vmunet::SelectiveScan operator (fastest on CPU)"; \
+	$(BIN) export --checkpoint $(DEMO_OUT)/vmunet-paper.bpk --class-names lesion -o $(DEMO_OUT)/vmunet-paper.onnx; \
+	$(BIN) export --checkpoint $(DEMO_OUT)/vmunet-paper.bpk --class-names lesion --profile devices/x86-cpu.toml -o $(DEMO_OUT)/vmunet-paper-custom.onnx; \
+	echo "== segment $$img with ONNX Runtime (profile devices/x86-cpu.toml)"; \
+	$(BIN) infer --model $(DEMO_OUT)/vmunet-paper-custom.onnx --profile devices/x86-cpu.toml "$$img" --out $(DEMO_OUT)/masks; \
+	echo "== parity: burn vs the exports in tract and ONNX Runtime"; \
 	$(BIN) parity --checkpoint $(DEMO_OUT)/vmunet-paper.bpk --model $(DEMO_OUT)/vmunet-paper.onnx $$imgs --random 1 --json $(DEMO_OUT)/parity.json; \
-	echo "masks, overlays, the ONNX model and the reports are in $(DEMO_OUT)/"
+	$(BIN) parity --checkpoint $(DEMO_OUT)/vmunet-paper.bpk --model $(DEMO_OUT)/vmunet-paper-custom.onnx $$imgs --random 1 --json $(DEMO_OUT)/parity-custom.json; \
+	echo "== forward timing (3 runs each)"; \
+	$(BIN) bench --model $(DEMO_OUT)/vmunet-paper-custom.onnx --runtime ort --runs 3; \
+	$(BIN) bench --checkpoint $(DEMO_OUT)/vmunet-paper.bpk --runs 3 --json $(DEMO_OUT)/bench.json; \
+	echo "masks, overlays, timing.csv, the ONNX models and the reports are in $(DEMO_OUT)/"
 
-bench: build
-	$(BIN) bench --preset paper --runs 5 --json bench-paper.json
+# Every scan formulation in every runtime, beside burn and the official PyTorch figure.
+bench: build venv
+	$(BIN) bench --preset paper --all --runs 3 --json bench-paper.json
 
 clean:
 	rm -rf $(DEMO_OUT) bench-paper.json build

@@ -1,14 +1,17 @@
-//! `vmunet bench`: forward latency and peak memory on the CPU backend.
+//! `vmunet bench`: forward latency, throughput and peak memory, as a table and JSON. With
+//! `--all`, every scan formulation is exported and timed in every available runtime, beside
+//! burn and the official PyTorch figure, in one run.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::module::Module;
-use burn::tensor::{Distribution, Tensor};
-use vmunet_model::CpuBackend;
+use vmunet_data::Array;
+use vmunet_onnx::{export, write, ExportOptions, ScanForm, DEFAULT_CHUNK};
+use vmunet_runtime::{BurnRuntime, Runtime};
 
-use crate::util::{group, peak_rss_bytes, ModelSource};
+use crate::util::{group, peak_rss_bytes, EngineArgs};
 
 /// Official PyTorch eager forward, paper size, 1x3x256x256, 2 threads, same machine class
 /// (fixture README): the reference the ratios are computed against.
@@ -18,7 +21,7 @@ const PYTORCH_PAPER_SECONDS: f64 = 38.9;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    source: ModelSource,
+    engine: EngineArgs,
     /// Input size (H = W).
     #[arg(long, default_value_t = 256)]
     size: usize,
@@ -34,126 +37,202 @@ pub struct Args {
     /// Also write the results as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Time an exported ONNX model instead of the burn model.
-    #[arg(long, value_name = "model.onnx", conflicts_with_all = ["checkpoint", "preset"])]
-    model: Option<PathBuf>,
-    /// Runtime for --model.
-    #[arg(long, default_value = "tract", requires = "model")]
-    runtime: vmunet_runtime::RuntimeKind,
+    /// Export every scan formulation of the checkpoint / preset and time each in tract and
+    /// ONNX Runtime, beside burn.
+    #[arg(long, conflicts_with_all = ["model", "profile", "runtime"])]
+    all: bool,
+    /// Chunk length of the chunked formulation (with --all).
+    #[arg(long, default_value_t = DEFAULT_CHUNK)]
+    chunk: usize,
+    /// CPU threads for ONNX Runtime's intra-op pool and vmunet's kernels (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
-/// The benchmark table: one row, timings from sorted `times`.
-fn print_table(label: &str, times: &[f64], batch: usize, rss: Option<u64>, ratio: &str) {
-    let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    println!("| runtime | runs | min s | p50 s | p95 s | images/s | peak RSS MB | vs PyTorch eager (38.9 s) |");
-    println!("|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {label} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {ratio} |",
-        times.len(),
-        times[0],
-        pct(0.5),
-        pct(0.95),
-        batch as f64 / pct(0.5),
-        rss.map_or("?".into(), |b| format!("{:.0}", b as f64 / 1e6)),
-    );
+/// One timed configuration.
+struct Row {
+    runtime: String,
+    scan: String,
+    times: Vec<f64>,
+    rss: Option<u64>,
 }
 
-/// Warm-up, then timed runs; sorted seconds.
-fn time_runs(warmup: usize, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
-    for _ in 0..warmup {
-        f()?;
+impl Row {
+    fn pct(&self, q: f64) -> f64 {
+        self.times[((self.times.len() - 1) as f64 * q).round() as usize]
     }
-    let mut times = Vec::with_capacity(runs.max(1));
-    for _ in 0..runs.max(1) {
+}
+
+/// Resets the kernel's peak-RSS counter so each row reports its own peak (Linux).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Warm-up, then timed runs; sorted seconds and the peak RSS meanwhile.
+fn time_runtime(a: &Args, rt: &mut dyn Runtime, input: &Array, scan: &str) -> Result<Row> {
+    reset_peak_rss();
+    for _ in 0..a.warmup {
+        rt.run(input)?;
+    }
+    let mut times = Vec::with_capacity(a.runs.max(1));
+    for _ in 0..a.runs.max(1) {
         let t0 = Instant::now();
-        f()?;
+        rt.run(input)?;
         times.push(t0.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    Ok(times)
+    let row = Row {
+        runtime: rt.description(),
+        scan: scan.into(),
+        times,
+        rss: peak_rss_bytes(),
+    };
+    eprintln!(
+        "  {} [{}]: p50 {:.3} s",
+        row.runtime,
+        row.scan,
+        row.pct(0.5)
+    );
+    Ok(row)
 }
 
-fn bench_model(a: &Args, path: &std::path::Path) -> Result<()> {
-    let mut rt = vmunet_runtime::open(a.runtime, path)?;
-    let file = vmunet_runtime::ModelFile::read(path)?;
-    let c = match file.input.dims.get(1) {
-        Some(vmunet_runtime::ModelDim::Fixed(c)) => *c,
-        _ => 3,
-    };
-    let shape = vec![a.batch, c, a.size, a.size];
-    let n: usize = shape.iter().product();
-    let input = vmunet_data::Array {
-        shape: shape.clone(),
-        data: (0..n).map(|i| ((i * 7919) % 256) as f32).collect(),
-    };
-    let times = time_runs(a.warmup, a.runs, || {
-        rt.run(&input).map(|_| ()).map_err(Into::into)
-    })?;
-    let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    let rss = peak_rss_bytes();
+fn print_table(rows: &[Row], batch: usize, reference: bool) {
     println!(
-        "vmunet bench: {} with {}, input {:?}",
-        path.display(),
-        rt.description(),
-        shape
+        "| runtime | scan | runs | min s | p50 s | p95 s | images/s | peak RSS MB | vs PyTorch eager ({PYTORCH_PAPER_SECONDS} s) |"
     );
-    let ratio = format!("{:.3}x", pct(0.5) / PYTORCH_PAPER_SECONDS);
-    print_table(&rt.description(), &times, a.batch, rss, &ratio);
-    if let Some(j) = &a.json {
-        let v = serde_json::json!({
-            "model": path.display().to_string(), "runtime": rt.description(), "input": shape,
-            "runs_s": times, "p50_s": pct(0.5), "p95_s": pct(0.95), "peak_rss_bytes": rss,
-            "pytorch_reference_s": PYTORCH_PAPER_SECONDS,
-        });
-        vmunet_data::write_atomic(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let ratio = if reference {
+            format!(
+                "{:.3}x ({:.1}x faster)",
+                r.pct(0.5) / PYTORCH_PAPER_SECONDS,
+                PYTORCH_PAPER_SECONDS / r.pct(0.5)
+            )
+        } else {
+            "n/a (not the reference shape)".into()
+        };
+        println!(
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {ratio} |",
+            r.runtime,
+            r.scan,
+            r.times.len(),
+            r.times[0],
+            r.pct(0.5),
+            r.pct(0.95),
+            batch as f64 / r.pct(0.5),
+            r.rss
+                .map_or("?".into(), |b| format!("{:.0}", b as f64 / 1e6)),
+        );
     }
-    Ok(())
+}
+
+fn input(shape: &[usize]) -> Array {
+    let n: usize = shape.iter().product();
+    Array {
+        shape: shape.to_vec(),
+        data: (0..n).map(|i| ((i * 7919) % 256) as f32).collect(),
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
-    if let Some(m) = a.model.clone() {
-        return bench_model(&a, &m);
+    if let Some(t) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("configuring the thread pool")?;
     }
-    let loaded = a.source.load()?;
-    let c = loaded.config.input_channels;
-    let shape = [a.batch, c, a.size, a.size];
-    loaded.model.check_input(shape)?;
-    let device = Default::default();
-    let x = Tensor::<CpuBackend, 4>::random(shape, Distribution::Uniform(0.0, 255.0), &device);
-    let times = time_runs(a.warmup, a.runs, || {
-        let _ = loaded.model.forward(x.clone())?.into_data();
-        Ok(())
-    })?;
-    let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    let (p50, p95, min) = (pct(0.5), pct(0.95), times[0]);
-    let rss = peak_rss_bytes();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let params = loaded.model.num_params();
-    let paper = loaded.config == vmunet_model::VmUnetConfig::paper(loaded.config.num_classes);
-    println!(
-        "vmunet bench: {} ({} parameters), input {:?}, {} threads available",
-        loaded.label,
-        group(params),
-        shape,
-        threads
-    );
-    let ratio = if paper && a.size == 256 && a.batch == 1 {
-        format!(
-            "{:.3}x ({:.0}x faster)",
-            p50 / PYTORCH_PAPER_SECONDS,
-            PYTORCH_PAPER_SECONDS / p50
-        )
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut rows = Vec::new();
+    let (header, reference);
+    if a.engine.model.is_some() {
+        let mut engine = a.engine.open_with_threads(a.threads)?;
+        let (h, w) = engine.input_size(Some(a.size))?;
+        let x = input(&[a.batch, engine.channels, h, w]);
+        let scan = engine.scan_form().unwrap_or_else(|| "?".into());
+        header = format!("{}, input {:?}", engine.label, x.shape);
+        let config = engine
+            .metadata
+            .get("vmunet.config")
+            .and_then(|j| serde_json::from_str::<vmunet_model::VmUnetConfig>(j).ok());
+        reference = config.is_some_and(|c| c == vmunet_model::VmUnetConfig::paper(c.num_classes))
+            && x.shape == [1, 3, 256, 256];
+        rows.push(time_runtime(&a, engine.runtime.as_mut(), &x, &scan)?);
     } else {
-        "n/a (not the reference shape)".into()
-    };
-    print_table("burn-ndarray + vmunet-scan", &times, a.batch, rss, &ratio);
+        let loaded = a.engine.source.load()?;
+        let cfg = loaded.config.clone();
+        let shape = [a.batch, cfg.input_channels, a.size, a.size];
+        loaded.model.check_input(shape)?;
+        reference = cfg == vmunet_model::VmUnetConfig::paper(cfg.num_classes)
+            && a.size == 256
+            && a.batch == 1;
+        header = format!(
+            "{} ({} parameters), input {:?}",
+            loaded.label,
+            group(loaded.model.num_params()),
+            shape
+        );
+        let x = input(&shape);
+        let forms = if a.all {
+            ScanForm::ALL.to_vec()
+        } else {
+            Vec::new()
+        };
+        let tmp = std::env::temp_dir().join(format!("vmunet-bench-{}", std::process::id()));
+        if a.all {
+            std::fs::create_dir_all(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+        }
+        let result = (|| -> Result<()> {
+            for scan in forms {
+                let path = tmp.join(format!("{scan}.onnx"));
+                let opts = ExportOptions {
+                    height: a.size,
+                    width: a.size,
+                    scan,
+                    chunk: a.chunk,
+                    ..Default::default()
+                };
+                write(&export(&loaded.model, &cfg, &opts)?, &path)?;
+                let label = if scan == ScanForm::Chunked {
+                    format!("chunked ({})", a.chunk)
+                } else {
+                    scan.to_string()
+                };
+                let mut tract = vmunet_runtime::TractRuntime::open(&path)?;
+                rows.push(time_runtime(&a, &mut tract, &x, &label)?);
+                drop(tract);
+                match vmunet_runtime::OrtRuntime::open(
+                    &path,
+                    &vmunet_runtime::OrtOptions {
+                        threads: a.threads,
+                        ..Default::default()
+                    },
+                ) {
+                    Ok(mut ort) => rows.push(time_runtime(&a, &mut ort, &x, &label)?),
+                    Err(e) => eprintln!("  onnxruntime skipped: {e}"),
+                }
+            }
+            Ok(())
+        })();
+        let _ = std::fs::remove_dir_all(&tmp);
+        result?;
+        let mut burn = BurnRuntime::new(loaded.model);
+        rows.push(time_runtime(&a, &mut burn, &x, "vmunet-scan kernel")?);
+    }
+    println!("vmunet bench: {header}, {threads} threads");
+    print_table(&rows, a.batch, reference);
     if let Some(path) = &a.json {
         let v = serde_json::json!({
-            "model": loaded.label, "parameters": params, "input": shape, "threads": threads,
-            "runs_s": times, "min_s": min, "p50_s": p50, "p95_s": p95,
-            "images_per_s": a.batch as f64 / p50, "peak_rss_bytes": rss,
+            "model": header, "threads": threads, "batch": a.batch,
             "pytorch_reference_s": PYTORCH_PAPER_SECONDS,
-            "ratio_vs_pytorch": if paper && a.size == 256 && a.batch == 1 { Some(p50 / PYTORCH_PAPER_SECONDS) } else { None },
+            "rows": rows.iter().map(|r| serde_json::json!({
+                "runtime": r.runtime, "scan": r.scan, "runs_s": r.times,
+                "min_s": r.times[0], "p50_s": r.pct(0.5), "p95_s": r.pct(0.95),
+                "images_per_s": a.batch as f64 / r.pct(0.5), "peak_rss_bytes": r.rss,
+                "ratio_vs_pytorch": if reference { Some(r.pct(0.5) / PYTORCH_PAPER_SECONDS) } else { None },
+            })).collect::<Vec<_>>(),
         });
         vmunet_data::write_atomic(path, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }

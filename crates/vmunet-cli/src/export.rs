@@ -18,9 +18,10 @@ pub struct Args {
     /// ONNX opset (17 or newer: LayerNormalization is native).
     #[arg(long, default_value_t = DEFAULT_OPSET)]
     opset: i64,
-    /// Input height and width (a multiple of 32); the batch axis stays dynamic.
-    #[arg(long, default_value_t = 256, conflicts_with = "dynamic_hw")]
-    size: usize,
+    /// Input height and width (a multiple of 32; default: the profile's `input_size`, else
+    /// 256); the batch axis stays dynamic.
+    #[arg(long, conflicts_with = "dynamic_hw")]
+    size: Option<usize>,
     /// Leave height and width symbolic: one file for every input size (multiples of 32).
     #[arg(long)]
     dynamic_hw: bool,
@@ -30,24 +31,46 @@ pub struct Args {
     /// Selective-scan formulation: `scan` (ONNX Scan loop, standard ops, best on CPU),
     /// `chunked` (no control flow, for TensorRT and other graph compilers) or `custom`
     /// (the ai.vmunet::SelectiveScan operator, fastest; needs vmunet's tract or ort runtimes).
-    #[arg(long, default_value = "scan")]
-    scan: ScanForm,
-    /// Chunk length of `--scan chunked`.
-    #[arg(long, default_value_t = DEFAULT_CHUNK, value_name = "L")]
-    chunk: usize,
+    /// Default: the profile's `scan`, else `scan`.
+    #[arg(long)]
+    scan: Option<ScanForm>,
+    /// Chunk length of `--scan chunked` (default: the profile's `chunk`, else 64).
+    #[arg(long, value_name = "L")]
+    chunk: Option<usize>,
+    /// Device profile (devices/*.toml): its `scan`, `chunk` and `input_size` become the
+    /// defaults.
+    #[arg(long, value_name = "PROFILE.toml")]
+    profile: Option<PathBuf>,
     /// Class names, one per output channel, comma-separated (recorded in the metadata).
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     class_names: Option<Vec<String>>,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let profile = match &a.profile {
+        Some(p) => Some(vmunet_runtime::DeviceProfile::load(p)?),
+        None => None,
+    };
+    let scan = match (a.scan, &profile) {
+        (Some(s), _) => s,
+        (None, Some(p)) => p.scan.parse::<ScanForm>().map_err(anyhow::Error::msg)?,
+        (None, None) => ScanForm::default(),
+    };
+    let chunk = a
+        .chunk
+        .or(profile.as_ref().and_then(|p| p.chunk))
+        .unwrap_or(DEFAULT_CHUNK);
+    let size = a
+        .size
+        .or(profile.as_ref().map(|p| p.input_size))
+        .unwrap_or(256);
     let loaded = a.source.load()?;
     let mut opts = ExportOptions {
-        height: a.size,
-        width: a.size,
+        height: size,
+        width: size,
         opset: a.opset,
-        scan: a.scan,
-        chunk: a.chunk,
+        scan,
+        chunk,
         dynamic_hw: a.dynamic_hw,
         max_size: a.max_size,
         class_names: a.class_names.clone(),
@@ -66,13 +89,13 @@ pub fn run(a: Args) -> Result<()> {
     let hw = if a.dynamic_hw {
         "height, width".to_string()
     } else {
-        format!("{}, {}", a.size, a.size)
+        format!("{size}, {size}")
     };
     println!(
         "wrote {} (opset {}, scan `{}`, input [batch, {}, {hw}], {} nodes, {:.1} MB)",
         a.output.display(),
         a.opset,
-        a.scan,
+        scan,
         loaded.config.input_channels,
         nodes,
         bytes as f64 / 1e6

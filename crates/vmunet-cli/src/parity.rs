@@ -3,10 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::{Tensor, TensorData};
 use vmunet_data::{activate, load_image, mask_from_probabilities, preprocess, Array, Preprocess};
-use vmunet_model::CpuBackend;
-use vmunet_runtime::{ModelDim, ModelFile, RuntimeKind};
+use vmunet_runtime::{BurnRuntime, ModelDim, ModelFile, Runtime, RuntimeKind};
 
 use crate::infer::collect_images;
 use crate::util::ModelSource;
@@ -34,6 +32,9 @@ pub struct Args {
     /// Also write the report as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Input size (H = W) for models exported with --dynamic-hw.
+    #[arg(long, default_value_t = 256)]
+    size: usize,
 }
 
 /// One runtime's agreement with burn over all inputs.
@@ -66,6 +67,7 @@ pub fn run(a: Args) -> Result<()> {
     let file = ModelFile::read(&a.model)?;
     let dim = |i: usize| match file.input.dims.get(i) {
         Some(ModelDim::Fixed(v)) => Ok(*v),
+        Some(ModelDim::Free(_)) if i >= 2 => Ok(a.size),
         _ => bail!("{}: input dimension {i} is not fixed", a.model.display()),
     };
     let (c, h, w) = (dim(1)?, dim(2)?, dim(3)?);
@@ -113,19 +115,15 @@ pub fn run(a: Args) -> Result<()> {
     if inputs.is_empty() {
         bail!("no inputs: give --random N > 0 or --images DIR");
     }
-    let device = Default::default();
+    // The reference: the checkpoint in burn, behind the same trait as the runtimes.
+    let label = loaded.label.clone();
+    let mut burn = BurnRuntime::new(loaded.model);
     let mut reference = Vec::new();
     for (name, x) in &inputs {
-        let t = Tensor::<CpuBackend, 4>::from_data(
-            TensorData::new(x.data.clone(), [1, c, h, w]),
-            &device,
-        );
-        let y = loaded
-            .model
-            .forward(t)
-            .with_context(|| format!("burn on {name}"))?;
-        reference.push(y.into_data().into_vec::<f32>().context("burn output")?);
+        let y = burn.run(x).with_context(|| format!("burn on {name}"))?;
+        reference.push(y.data);
     }
+    drop(burn);
     let mut rows = Vec::new();
     for kind in [RuntimeKind::Tract, RuntimeKind::Ort] {
         let mut row = Row {
@@ -171,7 +169,7 @@ pub fn run(a: Args) -> Result<()> {
     println!(
         "parity: {} vs {} ({} inputs: {} random, {} images)",
         a.model.display(),
-        loaded.label,
+        label,
         inputs.len(),
         a.random,
         inputs.len() - a.random
@@ -203,7 +201,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     if let Some(j) = &a.json {
         let v = serde_json::json!({
-            "model": a.model.display().to_string(), "checkpoint": loaded.label,
+            "model": a.model.display().to_string(), "checkpoint": label,
             "threshold": a.threshold, "inputs": inputs.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
             "runtimes": rows.iter().map(|r| serde_json::json!({
                 "runtime": r.runtime, "ran": r.error.is_none(), "error": r.error,

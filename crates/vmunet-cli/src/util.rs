@@ -134,6 +134,8 @@ pub struct Engine {
     pub fixed_size: Option<(usize, usize)>,
     /// The profile, if one was given.
     pub profile: Option<vmunet_runtime::DeviceProfile>,
+    /// The ONNX file's metadata (empty for burn).
+    pub metadata: std::collections::BTreeMap<String, String>,
     /// Where the model came from.
     pub label: String,
 }
@@ -141,6 +143,11 @@ pub struct Engine {
 impl EngineArgs {
     /// Opens the model with the chosen runtime.
     pub fn open(&self) -> Result<Engine> {
+        self.open_with_threads(None)
+    }
+
+    /// Opens the model; `threads` sets ONNX Runtime's intra-op pool (profiles set their own).
+    pub fn open_with_threads(&self, threads: Option<usize>) -> Result<Engine> {
         use vmunet_runtime::{ModelDim, ModelFile, RuntimeKind};
         let Some(path) = &self.model else {
             if let Some(k) = self.runtime.filter(|k| *k != RuntimeKind::Burn) {
@@ -155,6 +162,7 @@ impl EngineArgs {
                 runtime: Box::new(vmunet_runtime::BurnRuntime::new(loaded.model)),
                 fixed_size: None,
                 profile: None,
+                metadata: Default::default(),
                 label: loaded.label,
             });
         };
@@ -171,8 +179,16 @@ impl EngineArgs {
             }
             None => {
                 let kind = self.runtime.unwrap_or(RuntimeKind::Tract);
-                let rt = vmunet_runtime::open(kind, path)
-                    .with_context(|| format!("opening {}", path.display()))?;
+                let rt: Box<dyn vmunet_runtime::Runtime> = match (kind, threads) {
+                    (RuntimeKind::Ort, Some(t)) => Box::new(vmunet_runtime::OrtRuntime::open(
+                        path,
+                        &vmunet_runtime::OrtOptions {
+                            threads: Some(t),
+                            ..Default::default()
+                        },
+                    )?),
+                    _ => vmunet_runtime::open(kind, path)?,
+                };
                 (rt, None)
             }
         };
@@ -192,12 +208,22 @@ impl EngineArgs {
             channels,
             fixed_size: fixed(2).zip(fixed(3)),
             profile,
+            metadata: file.metadata.clone(),
             label: path.display().to_string(),
         })
     }
 }
 
 impl Engine {
+    /// The scan formulation recorded in the export (`scan`, `chunked`, `custom`).
+    pub fn scan_form(&self) -> Option<String> {
+        let form = self.metadata.get("vmunet.scan")?;
+        Some(match self.metadata.get("vmunet.chunk") {
+            Some(c) => format!("{form} ({c})"),
+            None => form.clone(),
+        })
+    }
+
     /// The input (H, W): the model's own when fixed, else `requested`, else the profile's, else
     /// 256.
     pub fn input_size(&self, requested: Option<usize>) -> Result<(usize, usize)> {

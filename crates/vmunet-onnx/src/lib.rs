@@ -100,6 +100,9 @@ pub struct ExportOptions {
     pub scan: ScanForm,
     /// Chunk length of [`ScanForm::Chunked`].
     pub chunk: usize,
+    /// Scan steps per loop iteration of [`ScanForm::Loop`] (fixed sizes; the largest value up
+    /// to this that divides the sequence length is used).
+    pub unroll: usize,
     /// Leave height and width symbolic (any multiple of 32 at run time).
     pub dynamic_hw: bool,
     /// Largest input side a dynamic-size chunked export supports (it fixes the number of
@@ -119,6 +122,7 @@ impl Default for ExportOptions {
             opset: DEFAULT_OPSET,
             scan: ScanForm::Loop,
             chunk: DEFAULT_CHUNK,
+            unroll: DEFAULT_UNROLL,
             dynamic_hw: false,
             max_size: 1024,
             class_names: None,
@@ -126,6 +130,9 @@ impl Default for ExportOptions {
         }
     }
 }
+
+/// Default scan steps per `Scan` iteration.
+pub const DEFAULT_UNROLL: usize = 8;
 
 /// Default chunk length of the chunked formulation.
 pub const DEFAULT_CHUNK: usize = 64;

@@ -355,7 +355,7 @@ impl Lower<'_> {
             let delta = self.g.op("Softplus", &[&delta], vec![], key); // (N, K, L, D)
             let y_seq = match self.opts.scan {
                 ScanForm::Chunked => self.scan_chunked(m, key, [&u_seq, &delta, &bs, &cs], hw),
-                _ => self.scan_loop(m, key, [&u_seq, &delta, &bs, &cs]),
+                _ => self.scan_loop(m, key, [&u_seq, &delta, &bs, &cs], hw),
             };
             let y = self.from_scan_order(&y_seq, d, hw, key); // (N, h, w, D)
                                                               // D skip summed over directions: y += u * sum_k Ds[k].
@@ -456,21 +456,65 @@ impl Lower<'_> {
         m: &Ss2d<B>,
         key: &str,
         [u, dt, b, c]: [&str; 4],
+        (h, w): &(Sz, Sz),
     ) -> String {
         let (d, s, k) = (m.d_inner, m.d_state, DIRECTIONS);
+        let (ki, di, si) = (k as i64, d as i64, s as i64);
         let seq: Vec<String> = [u, dt, b, c]
             .iter()
             .map(|t| self.transpose(t, &[2, 0, 1, 3], key)) // (L, N, K, X)
             .collect();
-        // Initial state (N, K, D, S) of zeros, batch taken from the input.
+        // Steps per loop iteration: loop iterations cost far more than the arithmetic of one
+        // step, so fixed-size exports take several steps per iteration.
+        let unroll = match (h, w) {
+            (Sz::C(h), Sz::C(w)) => {
+                let l = (h * w) as usize;
+                let mut u = self.opts.unroll.max(1);
+                while l % u != 0 {
+                    u -= 1;
+                }
+                u
+            }
+            _ => 1,
+        };
         let n = self.dim_of(u, 0, key);
-        let hshape = self.shape_of(&[n, Sz::C(k as i64), Sz::C(d as i64), Sz::C(s as i64)]);
-        let zero = self.g.floats(&[1, 1, 1, 1], &[0.0]);
+        // Initial state (1, N, K, D, S) of zeros, batch taken from the input.
+        let hshape = self.shape_of(&[Sz::C(1), n.clone(), Sz::C(ki), Sz::C(di), Sz::C(si)]);
+        let zero = self.g.floats(&[1, 1, 1, 1, 1], &[0.0]);
         let h0 = self.g.op("Expand", &[&zero, &hshape], vec![], key);
-        let body = scan_body(m, key, k, d, s);
+        // Broadcast shapes and dt u are prepared for all steps at once, outside the loop (the
+        // full (L, N, K, D, S) decays are not: they would cost L times the state in memory).
+        let dt5 = self.unsqueeze(&seq[1], 4, key); // (L, N, K, D, 1)
+        let dtu = self.g.op("Mul", &[&seq[1], &seq[0]], vec![], key);
+        let dtu = self.unsqueeze(&dtu, 4, key); // (L, N, K, D, 1)
+        let b5 = self.unsqueeze(&seq[2], 3, key); // (L, N, K, 1, S)
+        let c5 = self.unsqueeze(&seq[3], 3, key); // (L, N, K, 1, S)
+        let ui = unroll as i64;
+        let grouped = |me: &mut Self, x: &str, a: i64, bb: i64| -> String {
+            // (L, N, K, a, b) -> (L / U, U, N, K, a, b)
+            me.reshape_to(
+                x,
+                &[
+                    Sz::C(-1),
+                    Sz::C(ui),
+                    n.clone(),
+                    Sz::C(ki),
+                    Sz::C(a),
+                    Sz::C(bb),
+                ],
+                key,
+            )
+        };
+        let ins = [
+            grouped(self, &dt5, di, 1),
+            grouped(self, &dtu, di, 1),
+            grouped(self, &b5, 1, si),
+            grouped(self, &c5, 1, si),
+        ];
+        let body = scan_body(m, key, k, d, s, unroll);
         let outs = self.g.node(
             "Scan",
-            &[&h0, &seq[0], &seq[1], &seq[2], &seq[3]],
+            &[&h0, &ins[0], &ins[1], &ins[2], &ins[3]],
             vec![
                 ("body", Attr::Graph(body)),
                 ("num_scan_inputs", Attr::Int(4)),
@@ -478,7 +522,10 @@ impl Lower<'_> {
             key,
             2,
         );
-        self.transpose(&outs[1], &[1, 2, 0, 3], key) // (N, K, L, D)
+        // (L / U, U, N, K, D) -> (L, N, K, D) -> (N, K, L, D)
+        let y = self.reshape(&outs[1], &[-1, 0, 0, 0], key);
+        let y = self.reshape_to(&y, &[Sz::C(-1), n, Sz::C(ki), Sz::C(di)], key);
+        self.transpose(&y, &[1, 2, 0, 3], key)
     }
 
     /// The scan without control flow: sequences cut into chunks of `opts.chunk` steps, a
@@ -609,58 +656,74 @@ fn scan_dims(h: i64, w: i64) -> CrossScanDims {
         dt_rank: 1,
     }
 }
-/// One scan step for all directions: `h = exp(dt A) h + dt u B`, `y = sum_s h C`.
+/// `unroll` scan steps for all directions: `h = exp(dt A) h + (dt u) B`, `y = sum_s h C`, with
+/// `Mul` + `ReduceSum` only (no batched `MatMul`); the state is `(1, N, K, D, S)`.
 fn scan_body<B: Backend>(
     m: &Ss2d<B>,
     key: &str,
     k: usize,
     d: usize,
     s: usize,
+    unroll: usize,
 ) -> tract_onnx::pb::GraphProto {
     let mut g = Graph::default();
     let (_, a_logs) = data(m.a_logs.val());
     let a: Vec<f32> = a_logs.iter().map(|v| -v.exp()).collect();
     let a = g.weight(&format!("{key}.A"), &[k, d, s], a);
-    let names = ["h_in", "u_t", "dt_t", "b_t", "c_t"];
-    let dims: [Vec<Dim>; 5] = [
-        vec![Dim::Any, Dim::Fixed(k), Dim::Fixed(d), Dim::Fixed(s)],
-        vec![Dim::Any, Dim::Fixed(k), Dim::Fixed(d)],
-        vec![Dim::Any, Dim::Fixed(k), Dim::Fixed(d)],
-        vec![Dim::Any, Dim::Fixed(k), Dim::Fixed(s)],
-        vec![Dim::Any, Dim::Fixed(k), Dim::Fixed(s)],
+    let f = Dim::Fixed;
+    let state = || vec![f(1), Dim::Any, f(k), f(d), f(s)];
+    let inputs = [
+        ("h_in", state()),
+        ("dt_t", vec![f(unroll), Dim::Any, f(k), f(d), f(1)]),
+        ("dtu_t", vec![f(unroll), Dim::Any, f(k), f(d), f(1)]),
+        ("b_t", vec![f(unroll), Dim::Any, f(k), f(1), f(s)]),
+        ("c_t", vec![f(unroll), Dim::Any, f(k), f(1), f(s)]),
     ];
-    for (n, dm) in names.iter().zip(dims.iter()) {
+    for (n, dm) in &inputs {
         g.inputs.push(value_info(n, dm));
     }
-    let ax3 = g.ints1(&[3]);
-    let ax2 = g.ints1(&[2]);
-    let dt4 = g.op("Unsqueeze", &["dt_t", &ax3], vec![], "step");
-    let da = g.op("Mul", &[&dt4, &a], vec![], "step");
-    let da = g.op("Exp", &[&da], vec![], "step");
-    let dtu = g.op("Mul", &["dt_t", "u_t"], vec![], "step");
-    let dtu = g.op("Unsqueeze", &[&dtu, &ax3], vec![], "step");
-    let b = g.op("Unsqueeze", &["b_t", &ax2], vec![], "step");
-    let dbu = g.op("Mul", &[&dtu, &b], vec![], "step");
-    let hd = g.op("Mul", &[&da, "h_in"], vec![], "step");
-    let h = g.op("Add", &[&hd, &dbu], vec![], "step");
-    let c = g.op("Unsqueeze", &["c_t", &ax2], vec![], "step");
-    let hc = g.op("Mul", &[&h, &c], vec![], "step");
-    let y = g.op(
-        "ReduceSum",
-        &[&hc, &ax3],
-        vec![("keepdims", Attr::Int(0))],
-        "step",
-    );
-    let h_out = g.op("Identity", &[&h], vec![], "h_out");
-    let y_out = g.op("Identity", &[&y], vec![], "y_out");
-    g.outputs.push(value_info(
-        &h_out,
-        &[Dim::Any, Dim::Fixed(k), Dim::Fixed(d), Dim::Fixed(s)],
-    ));
-    g.outputs.push(value_info(
-        &y_out,
-        &[Dim::Any, Dim::Fixed(k), Dim::Fixed(d)],
-    ));
+    let steps: Vec<Vec<String>> = ["dt_t", "dtu_t", "b_t", "c_t"]
+        .iter()
+        .map(|x| {
+            if unroll == 1 {
+                return vec![x.to_string()];
+            }
+            let split = g.ints1(&vec![1; unroll]);
+            g.node(
+                "Split",
+                &[x, &split],
+                vec![("axis", Attr::Int(0))],
+                "step",
+                unroll,
+            )
+        })
+        .collect();
+    let ax4 = g.ints1(&[4]);
+    let mut h = "h_in".to_string();
+    let mut ys = Vec::with_capacity(unroll);
+    for j in 0..unroll {
+        let da = g.op("Mul", &[&steps[0][j], &a], vec![], "step");
+        let decay = g.op("Exp", &[&da], vec![], "step");
+        let input = g.op("Mul", &[&steps[1][j], &steps[2][j]], vec![], "step");
+        let hd = g.op("Mul", &[&decay, &h], vec![], "step");
+        h = g.op("Add", &[&hd, &input], vec![], "step");
+        let hc = g.op("Mul", &[&h, &steps[3][j]], vec![], "step");
+        ys.push(g.op(
+            "ReduceSum",
+            &[&hc, &ax4],
+            vec![("keepdims", Attr::Int(0))],
+            "step",
+        ));
+    }
+    let y = if unroll == 1 {
+        ys.remove(0)
+    } else {
+        let refs: Vec<&str> = ys.iter().map(String::as_str).collect();
+        g.op("Concat", &refs, vec![("axis", Attr::Int(0))], "step")
+    };
+    g.outputs.push(value_info(&h, &state()));
+    g.outputs
+        .push(value_info(&y, &[f(unroll), Dim::Any, f(k), f(d)]));
     g.build(&format!("{key}.scan"))
 }
 
