@@ -44,7 +44,8 @@ pub struct Args {
     /// Chunk length of the chunked formulation (with --all).
     #[arg(long, default_value_t = DEFAULT_CHUNK)]
     chunk: usize,
-    /// CPU threads for ONNX Runtime's intra-op pool and vmunet's kernels (default: all cores).
+    /// CPU threads for ONNX Runtime's intra-op pool, tract's matrix products and vmunet's
+    /// kernels (default: all cores for ONNX Runtime and the kernels, one for tract).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -200,9 +201,16 @@ pub fn run(a: Args) -> Result<()> {
                 } else {
                     scan.to_string()
                 };
-                let mut tract = vmunet_runtime::TractRuntime::open(&path)?;
-                rows.push(time_runtime(&a, &mut tract, &x, &label)?);
-                drop(tract);
+                // tract single-threaded, and with its multithreaded matrix products (the
+                // chunked form is timed once: it takes the longest).
+                let mut counts = vec![a.threads.unwrap_or(1)];
+                if a.threads.is_none() && threads > 1 && scan != ScanForm::Chunked {
+                    counts.push(threads);
+                }
+                for t in counts {
+                    let mut tract = vmunet_runtime::TractRuntime::open_with_threads(&path, t)?;
+                    rows.push(time_runtime(&a, &mut tract, &x, &label)?);
+                }
                 match vmunet_runtime::OrtRuntime::open(
                     &path,
                     &vmunet_runtime::OrtOptions {

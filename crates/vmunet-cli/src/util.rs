@@ -146,7 +146,8 @@ impl EngineArgs {
         self.open_with_threads(None)
     }
 
-    /// Opens the model; `threads` sets ONNX Runtime's intra-op pool (profiles set their own).
+    /// Opens the model; `threads` sizes ONNX Runtime's intra-op pool or tract's matrix-product
+    /// pool (profiles set their own).
     pub fn open_with_threads(&self, threads: Option<usize>) -> Result<Engine> {
         use vmunet_runtime::{ModelDim, ModelFile, RuntimeKind};
         let Some(path) = &self.model else {
@@ -187,6 +188,9 @@ impl EngineArgs {
                             ..Default::default()
                         },
                     )?),
+                    (RuntimeKind::Tract, Some(t)) => {
+                        Box::new(vmunet_runtime::TractRuntime::open_with_threads(path, t)?)
+                    }
                     _ => vmunet_runtime::open(kind, path)?,
                 };
                 (rt, None)

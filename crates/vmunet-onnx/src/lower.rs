@@ -224,6 +224,30 @@ impl Lower<'_> {
         self.slice(&padded, axis as i64, 0, -by, hint)
     }
 
+    /// Hillis-Steele scan of the pairs `(decay, state)` of a rank-6 tensor along `axis`, for
+    /// sequences of up to `len` steps: afterwards `state[t]` is the recurrence's state at `t`
+    /// from a zero start and `decay[t]` the product of the decays up to `t`.
+    fn log_depth_scan(
+        &mut self,
+        decay: &str,
+        state: &str,
+        axis: usize,
+        len: i64,
+        key: &str,
+    ) -> (String, String) {
+        let (mut decay, mut state) = (decay.to_string(), state.to_string());
+        let mut sh = 1;
+        while sh < len {
+            let ds = self.shift(&decay, 6, axis, sh, 1.0, key);
+            let hs = self.shift(&state, 6, axis, sh, 0.0, key);
+            let carried = self.g.op("Mul", &[&decay, &hs], vec![], key);
+            state = self.g.op("Add", &[&state, &carried], vec![], key);
+            decay = self.g.op("Mul", &[&decay, &ds], vec![], key);
+            sh *= 2;
+        }
+        (decay, state)
+    }
+
     fn patch_embed<B: Backend>(&mut self, x: &str, m: &PatchEmbed2D<B>) -> String {
         let y = self.conv(x, &m.proj, "patch_embed.proj");
         let y = self.transpose(&y, &[0, 2, 3, 1], "patch_embed");
@@ -318,9 +342,7 @@ impl Lower<'_> {
             let dt_in = self.transpose(&dt_in, &[0, 2, 1, 3], key); // (N, K, L, R)
             let dtw = self.dt_weight(key, &dtw, k, d, r);
             let delta = self.g.op("MatMul", &[&dt_in, &dtw], vec![], key); // (N, K, L, D)
-            let (_, a_logs) = data(m.a_logs.val());
-            let a: Vec<f32> = a_logs.iter().map(|v| -v.exp()).collect();
-            let a = self.g.weight(&format!("{key}.A"), &[k * d, s], a);
+            let a = self.g.weight(&format!("{key}.A"), &[k * d, s], a_matrix(m));
             let dsw = self.g.weight(&format!("{key}.Ds"), &[k * d], ds);
             let bias = self
                 .g
@@ -332,8 +354,8 @@ impl Lower<'_> {
                 key,
             )
         } else {
-            let u_seq = self.to_scan_order(&u, d, hw, key); // (N, K, L, D)
-                                                            // Per-direction projections (K, D, P), applied to each direction's sequence.
+            let u_seq = self.scan_order(&u, d, hw, key); // (N, K, L, D)
+                                                         // Per-direction projections (K, D, P), applied to each direction's sequence.
             let mut wk = vec![0f32; k * d * p];
             for (i, w) in wk.iter_mut().enumerate() {
                 let (kk, dd, pp) = (i / (d * p), (i / p) % d, i % p);
@@ -357,8 +379,8 @@ impl Lower<'_> {
                 ScanForm::Chunked => self.scan_chunked(m, key, [&u_seq, &delta, &bs, &cs], hw),
                 _ => self.scan_loop(m, key, [&u_seq, &delta, &bs, &cs], hw),
             };
-            let y = self.from_scan_order(&y_seq, d, hw, key); // (N, h, w, D)
-                                                              // D skip summed over directions: y += u * sum_k Ds[k].
+            let y = self.row_major(&y_seq, d, hw, key); // (N, h, w, D)
+                                                        // D skip summed over directions: y += u * sum_k Ds[k].
             let dsum: Vec<f32> = (0..d)
                 .map(|dd| (0..k).map(|kk| ds[kk * d + dd]).sum())
                 .collect();
@@ -386,7 +408,7 @@ impl Lower<'_> {
     /// (N, h, w, X) -> (N, K, L, X): each direction's sequence in its scan order
     /// ([`vmunet_scan::position`]). Fixed sizes use one `Gather`; dynamic ones transposes and
     /// reversals.
-    fn to_scan_order(&mut self, u: &str, x: usize, (h, w): &(Sz, Sz), key: &str) -> String {
+    fn scan_order(&mut self, u: &str, x: usize, (h, w): &(Sz, Sz), key: &str) -> String {
         let xi = x as i64;
         let flat = self.reshape(u, &[0, -1, xi], key);
         if let (Sz::C(h), Sz::C(w)) = (h, w) {
@@ -411,7 +433,7 @@ impl Lower<'_> {
     }
 
     /// (N, K, L, D) in scan order -> (N, h, w, D), summed over the directions.
-    fn from_scan_order(&mut self, y: &str, d: usize, (h, w): &(Sz, Sz), key: &str) -> String {
+    fn row_major(&mut self, y: &str, d: usize, (h, w): &(Sz, Sz), key: &str) -> String {
         let di = d as i64;
         if let (Sz::C(hc), Sz::C(wc)) = (h, w) {
             let dims = scan_dims(*hc, *wc);
@@ -470,7 +492,7 @@ impl Lower<'_> {
             (Sz::C(h), Sz::C(w)) => {
                 let l = (h * w) as usize;
                 let mut u = self.opts.unroll.max(1);
-                while l % u != 0 {
+                while !l.is_multiple_of(u) {
                     u -= 1;
                 }
                 u
@@ -587,9 +609,9 @@ impl Lower<'_> {
         let dt5 = chunked(self, dt, d);
         let b5 = chunked(self, b, s);
         let c5 = chunked(self, c, s);
-        let (_, a_logs) = data(m.a_logs.val());
-        let a: Vec<f32> = a_logs.iter().map(|v| -v.exp()).collect();
-        let a_w = self.g.weight(&format!("{key}.A"), &[k, 1, 1, d, s], a);
+        let a_w = self
+            .g
+            .weight(&format!("{key}.A"), &[k, 1, 1, d, s], a_matrix(m));
         let dt6 = self.unsqueeze(&dt5, 5, key); // (N, K, nc, T, D, 1)
         let da = self.g.op("Mul", &[&dt6, &a_w], vec![], key);
         let mut decay = self.g.op("Exp", &[&da], vec![], key); // (N, K, nc, T, D, S), <= 1
@@ -598,28 +620,12 @@ impl Lower<'_> {
         let b6 = self.unsqueeze(&b5, 4, key);
         let mut state = self.g.op("Mul", &[&dtu, &b6], vec![], key);
         // Inside chunks.
-        let mut sh = 1;
-        while sh < t {
-            let ds = self.shift(&decay, 6, 3, sh, 1.0, key);
-            let hs = self.shift(&state, 6, 3, sh, 0.0, key);
-            let carried = self.g.op("Mul", &[&decay, &hs], vec![], key);
-            state = self.g.op("Add", &[&state, &carried], vec![], key);
-            decay = self.g.op("Mul", &[&decay, &ds], vec![], key);
-            sh *= 2;
-        }
+        (decay, state) = self.log_depth_scan(&decay, &state, 3, t, key);
         // Across chunks: the state entering chunk j is the scanned end state of chunk j - 1.
         if max_chunks > 1 {
-            let mut end_decay = self.slice(&decay, 3, t - 1, t, key);
-            let mut end_state = self.slice(&state, 3, t - 1, t, key);
-            let mut sh = 1;
-            while sh < max_chunks {
-                let ds = self.shift(&end_decay, 6, 2, sh, 1.0, key);
-                let hs = self.shift(&end_state, 6, 2, sh, 0.0, key);
-                let carried = self.g.op("Mul", &[&end_decay, &hs], vec![], key);
-                end_state = self.g.op("Add", &[&end_state, &carried], vec![], key);
-                end_decay = self.g.op("Mul", &[&end_decay, &ds], vec![], key);
-                sh *= 2;
-            }
+            let end_decay = self.slice(&decay, 3, t - 1, t, key);
+            let end_state = self.slice(&state, 3, t - 1, t, key);
+            let (_, end_state) = self.log_depth_scan(&end_decay, &end_state, 2, max_chunks, key);
             let entering = self.shift(&end_state, 6, 2, 1, 0.0, key);
             let carried = self.g.op("Mul", &[&decay, &entering], vec![], key);
             state = self.g.op("Add", &[&state, &carried], vec![], key);
@@ -646,6 +652,11 @@ impl Lower<'_> {
     }
 }
 
+/// `A = -exp(A_logs)`, `(K D, S)` row-major.
+fn a_matrix<B: Backend>(m: &Ss2d<B>) -> Vec<f32> {
+    data(m.a_logs.val()).1.iter().map(|v| -v.exp()).collect()
+}
+
 fn scan_dims(h: i64, w: i64) -> CrossScanDims {
     CrossScanDims {
         batch: 1,
@@ -667,9 +678,7 @@ fn scan_body<B: Backend>(
     unroll: usize,
 ) -> tract_onnx::pb::GraphProto {
     let mut g = Graph::default();
-    let (_, a_logs) = data(m.a_logs.val());
-    let a: Vec<f32> = a_logs.iter().map(|v| -v.exp()).collect();
-    let a = g.weight(&format!("{key}.A"), &[k, d, s], a);
+    let a = g.weight(&format!("{key}.A"), &[k, d, s], a_matrix(m));
     let f = Dim::Fixed;
     let state = || vec![f(1), Dim::Any, f(k), f(d), f(s)];
     let inputs = [
@@ -701,13 +710,16 @@ fn scan_body<B: Backend>(
     let ax4 = g.ints1(&[4]);
     let mut h = "h_in".to_string();
     let mut ys = Vec::with_capacity(unroll);
-    for j in 0..unroll {
-        let da = g.op("Mul", &[&steps[0][j], &a], vec![], "step");
+    let [dts, dtus, bs, cs] = &steps[..] else {
+        unreachable!("four scan inputs")
+    };
+    for (((dt, dtu), b), c) in dts.iter().zip(dtus).zip(bs).zip(cs) {
+        let da = g.op("Mul", &[dt, &a], vec![], "step");
         let decay = g.op("Exp", &[&da], vec![], "step");
-        let input = g.op("Mul", &[&steps[1][j], &steps[2][j]], vec![], "step");
+        let input = g.op("Mul", &[dtu, b], vec![], "step");
         let hd = g.op("Mul", &[&decay, &h], vec![], "step");
         h = g.op("Add", &[&hd, &input], vec![], "step");
-        let hc = g.op("Mul", &[&h, &steps[3][j]], vec![], "step");
+        let hc = g.op("Mul", &[&h, c], vec![], "step");
         ys.push(g.op(
             "ReduceSum",
             &[&hc, &ax4],

@@ -126,7 +126,10 @@ pub fn open_with_profile(
     profile: &DeviceProfile,
 ) -> Result<Box<dyn Runtime>, RuntimeError> {
     match profile.runtime_kind() {
-        RuntimeKind::Tract => Ok(Box::new(TractRuntime::open(path)?)),
+        RuntimeKind::Tract => Ok(Box::new(TractRuntime::open_with_threads(
+            path,
+            profile.threads.unwrap_or(1),
+        )?)),
         #[cfg(feature = "ort")]
         RuntimeKind::Ort => Ok(Box::new(OrtRuntime::open(path, &profile.ort_options())?)),
         #[cfg(not(feature = "ort"))]

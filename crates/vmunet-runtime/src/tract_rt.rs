@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use vmunet_data::Array;
 
@@ -15,6 +16,8 @@ pub struct TractRuntime {
     file: ModelFile,
     model: InferenceModel,
     plans: HashMap<Vec<usize>, Plan>,
+    executor: Executor,
+    threads: usize,
 }
 
 fn backend(e: impl std::fmt::Display) -> RuntimeError {
@@ -25,8 +28,14 @@ fn backend(e: impl std::fmt::Display) -> RuntimeError {
 }
 
 impl TractRuntime {
-    /// Loads and checks `path`.
+    /// Loads and checks `path`; tract's matrix products run on one thread.
     pub fn open(path: &Path) -> Result<Self, RuntimeError> {
+        Self::open_with_threads(path, 1)
+    }
+
+    /// Loads and checks `path`; matrix products use a pool of `threads` threads (tract's
+    /// multithreaded executor) when `threads > 1`.
+    pub fn open_with_threads(path: &Path, threads: usize) -> Result<Self, RuntimeError> {
         let file = ModelFile::read(path)?;
         let mut onnx = tract_onnx::onnx();
         crate::custom::tract_op::register(&mut onnx);
@@ -36,10 +45,18 @@ impl TractRuntime {
                 path: path.to_path_buf(),
                 reason: format!("{e:#}"),
             })?;
+        let threads = threads.max(1);
+        let executor = if threads > 1 {
+            Executor::multithread_with_name(threads, "vmunet-tract")
+        } else {
+            Executor::SingleThread
+        };
         Ok(Self {
             file,
             model,
             plans: HashMap::new(),
+            executor,
+            threads,
         })
     }
 
@@ -66,7 +83,11 @@ impl TractRuntime {
 
 impl Runtime for TractRuntime {
     fn description(&self) -> String {
-        "tract (CPU)".into()
+        if self.threads > 1 {
+            format!("tract (CPU, {} threads)", self.threads)
+        } else {
+            "tract (CPU)".into()
+        }
     }
 
     fn check(&self, shape: &[usize]) -> Result<(), RuntimeError> {
@@ -77,7 +98,8 @@ impl Runtime for TractRuntime {
         self.file.check(&input.shape)?;
         let plan = self.plan(&input.shape)?;
         let x = Tensor::from_shape(&input.shape, &input.data).map_err(backend)?;
-        let out = plan.run(tvec!(x.into())).map_err(backend)?;
+        let out = multithread_tract_scope(self.executor.clone(), || plan.run(tvec!(x.into())))
+            .map_err(backend)?;
         let y = out[0].to_plain_array_view::<f32>().map_err(backend)?;
         Ok(Array {
             shape: y.shape().to_vec(),
