@@ -1,0 +1,138 @@
+//! Golden models in `onnx/golden/`: a tiny VM-UNet checkpoint, its export in every scan
+//! formulation, an input and burn's logits. The exporter must reproduce the files byte for byte
+//! (an intended change re-blesses them: `VMUNET_BLESS=1 cargo test -p vmunet-onnx --test golden`),
+//! and every runtime must run them. Needs nothing from `../shared`.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+use prost::Message;
+use vmunet_model::{checkpoint, CpuBackend, VmUnetConfig};
+use vmunet_onnx::{export, ExportOptions, ScanForm};
+use vmunet_runtime::{OrtOptions, OrtRuntime, Runtime, TractRuntime};
+
+const SIZE: usize = 64;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../onnx/golden")
+}
+
+fn bless() -> bool {
+    std::env::var_os("VMUNET_BLESS").is_some_and(|v| v == "1")
+}
+
+fn tiny() -> VmUnetConfig {
+    VmUnetConfig::new()
+        .with_dims(vec![8, 16, 32, 64])
+        .with_depths(vec![1, 1, 1, 1])
+        .with_depths_decoder(vec![1, 1, 1, 1])
+        .with_d_state(4)
+}
+
+fn options(scan: ScanForm) -> ExportOptions {
+    ExportOptions {
+        height: SIZE,
+        width: SIZE,
+        scan,
+        chunk: 16,
+        ..Default::default()
+    }
+}
+
+fn golden(scan: ScanForm) -> PathBuf {
+    dir().join(format!("tiny-{scan}.onnx"))
+}
+
+fn write_or_compare(path: &Path, bytes: &[u8]) {
+    if bless() {
+        std::fs::write(path, bytes).unwrap();
+        return;
+    }
+    let want = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        want == bytes,
+        "{} changed ({} bytes now, {} golden): if the change is intended, re-bless with \
+         VMUNET_BLESS=1 cargo test -p vmunet-onnx --test golden",
+        path.display(),
+        bytes.len(),
+        want.len()
+    );
+}
+
+#[test]
+fn the_exporter_reproduces_the_golden_models() {
+    let d = dir();
+    let ck = d.join("tiny.bpk");
+    let device = Default::default();
+    if bless() {
+        std::fs::create_dir_all(&d).unwrap();
+        <CpuBackend as burn::tensor::backend::Backend>::seed(&device, 7);
+        checkpoint::save(&tiny().init::<CpuBackend>(&device).unwrap(), &ck).unwrap();
+        let n = 3 * SIZE * SIZE;
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919 + 13) % 256) as f32).collect();
+        vmunet_data::write_npy(&d.join("tiny-input.npy"), &[1, 3, SIZE, SIZE], &x).unwrap();
+    }
+    let (model, info) = checkpoint::load::<CpuBackend>(&ck, &device).unwrap();
+    assert_eq!(info.config.dims, tiny().dims);
+    for scan in ScanForm::ALL {
+        let bytes = export(&model, &info.config, &options(scan))
+            .unwrap()
+            .encode_to_vec();
+        write_or_compare(&golden(scan), &bytes);
+    }
+    let x = vmunet_data::read_npy(&d.join("tiny-input.npy")).unwrap();
+    let y = model
+        .forward(Tensor::from_data(
+            TensorData::new(x.data, x.shape.clone()),
+            &device,
+        ))
+        .unwrap();
+    let shape = y.dims().to_vec();
+    let y = y.into_data().into_vec::<f32>().unwrap();
+    let logits = d.join("tiny-logits.npy");
+    if bless() {
+        vmunet_data::write_npy(&logits, &shape, &y).unwrap();
+    }
+    let want = vmunet_data::read_npy(&logits).unwrap();
+    assert_eq!(want.shape, shape);
+    let diff = y
+        .iter()
+        .zip(&want.data)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff <= 1e-5, "burn drifted from the golden logits: {diff}");
+}
+
+#[test]
+fn every_runtime_runs_the_golden_models() {
+    let d = dir();
+    let x = vmunet_data::read_npy(&d.join("tiny-input.npy")).unwrap();
+    let want = vmunet_data::read_npy(&d.join("tiny-logits.npy")).unwrap();
+    let ort = std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| Path::new(&p).is_file());
+    if !ort {
+        eprintln!("SKIP (ONNX Runtime part): ORT_DYLIB_PATH is not set (run through `make test`)");
+    }
+    for scan in ScanForm::ALL {
+        let path = golden(scan);
+        let mut runtimes: Vec<Box<dyn Runtime>> =
+            vec![Box::new(TractRuntime::open(&path).unwrap())];
+        if ort {
+            runtimes.push(Box::new(
+                OrtRuntime::open(&path, &OrtOptions::default()).unwrap(),
+            ));
+        }
+        for mut rt in runtimes {
+            let y = rt.run(&x).unwrap();
+            assert_eq!(y.shape, want.shape);
+            let diff = y
+                .data
+                .iter()
+                .zip(&want.data)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            eprintln!(
+                "golden tiny-{scan} in {}: max|diff| {diff:.2e}",
+                rt.description()
+            );
+            assert!(diff <= 1e-4, "tiny-{scan} in {}: {diff}", rt.description());
+        }
+    }
+}
