@@ -5,12 +5,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod eval;
 mod export;
 mod forward;
 mod infer;
 mod info;
 mod init;
 mod parity;
+mod synth;
+mod train;
 mod util;
 
 /// VM-UNet from checkpoint to point of care: inspect, run, segment and benchmark.
@@ -37,6 +40,13 @@ enum Command {
     Export(export::Args),
     /// Compare the checkpoint (burn) with its ONNX export in every available runtime.
     Parity(parity::Args),
+    /// Train VM-UNet (the paper's recipe; checkpoints, resume, metrics log, curves).
+    Train(train::Args),
+    /// Evaluate a checkpoint with the paper's metrics (ISIC: mIoU, DSC, Acc, Sen, Spe;
+    /// Synapse: DSC and HD95 per organ).
+    Eval(eval::Args),
+    /// Write a generated lesion set in the ISIC layout (demo data when no real set is at hand).
+    SynthIsic(synth::Args),
     /// Time the forward pass on the CPU backend and report latency and peak memory.
     Bench(bench::Args),
 }
@@ -51,6 +61,9 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Parity(a) => parity::run(a),
         Command::Init(a) => init::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::SynthIsic(a) => synth::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

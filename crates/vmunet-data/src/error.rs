@@ -29,4 +29,60 @@ pub enum DataError {
         /// Decoder message.
         reason: String,
     },
+    /// A folder the dataset layout requires does not exist.
+    #[error("{path}: folder is missing")]
+    MissingFolder {
+        /// Folder.
+        path: PathBuf,
+    },
+    /// A dataset folder holds no files.
+    #[error("{path}: folder is empty")]
+    EmptyFolder {
+        /// Folder.
+        path: PathBuf,
+    },
+    /// Image and mask folders hold different numbers of files.
+    #[error(
+        "{images} has {n_images} files but {masks} has {n_masks}; first unpaired file: {file}"
+    )]
+    Unpaired {
+        /// Image folder.
+        images: PathBuf,
+        /// Mask folder.
+        masks: PathBuf,
+        /// Files in the image folder.
+        n_images: usize,
+        /// Files in the mask folder.
+        n_masks: usize,
+        /// The first file without a partner.
+        file: PathBuf,
+    },
+    /// A mask's size differs from its image's.
+    #[error(
+        "{mask} is {mask_w}x{mask_h} but its image {image} is {image_w}x{image_h} (width x height)"
+    )]
+    SizeMismatch {
+        /// Image file.
+        image: PathBuf,
+        /// Mask file.
+        mask: PathBuf,
+        /// Image width.
+        image_w: usize,
+        /// Image height.
+        image_h: usize,
+        /// Mask width.
+        mask_w: usize,
+        /// Mask height.
+        mask_h: usize,
+    },
+    /// A sample index past the end of a dataset.
+    #[error("{root}: sample {index} is out of range (the dataset has {len})")]
+    OutOfRange {
+        /// Dataset root.
+        root: PathBuf,
+        /// Requested index.
+        index: usize,
+        /// Number of samples.
+        len: usize,
+    },
 }

@@ -1,18 +1,29 @@
 //! Data in and out of VM-UNet: `.npy`/`.npz` tensors, image decoding and the official
-//! preprocessing, and postprocessing to masks and overlays. Written once and used by every
+//! preprocessing, postprocessing to masks and overlays, the ISIC and Synapse training
+//! datasets with seeded augmentation, and synthetic data sets. Written once and used by every
 //! runtime, so a deployed model sees exactly what the trained one saw.
 
+pub mod augment;
+pub mod dataset;
 mod error;
 pub mod npy;
 pub mod postprocess;
 pub mod preprocess;
 mod resize;
+pub mod synthetic;
 
+pub use augment::{
+    augment_isic, augment_synapse, resize_isic_sample, sample_seed, zoom, zoom_sample, ZoomOrder,
+};
+#[cfg(feature = "hdf5")]
+pub use dataset::SynapseVolumes;
+pub use dataset::{IsicDataset, Sample, Split, SynapseSlices, Volume};
 pub use error::DataError;
-pub use npy::{read_npy, read_npz, write_npy, Array};
+pub use npy::{read_npy, read_npz, write_npy, write_npz, Array};
 pub use postprocess::{activate, mask_from_probabilities, overlay, save_png_atomic, Mask};
 pub use preprocess::{load_image, preprocess, ImageTensor, Preprocess};
 pub use resize::resize_bilinear;
+pub use synthetic::{write_synthetic_isic, write_synthetic_synapse};
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, then renames.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), DataError> {

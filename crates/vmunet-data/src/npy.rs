@@ -153,6 +153,41 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), DataE
     write_atomic(path, &encode_npy(shape, data))
 }
 
+/// One named array for [`write_npz`]: (key without `.npy`, shape, values in C order).
+pub type NpzEntry<'a> = (&'a str, &'a [usize], &'a [f32]);
+
+/// Writes float32 arrays as an uncompressed `.npz` (like `np.savez`), atomically.
+pub fn write_npz(path: &Path, arrays: &[NpzEntry<'_>]) -> Result<(), DataError> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    for (name, shape, data) in arrays {
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(fmt_err(
+                path,
+                format!(
+                    "array '{name}': {} values do not fill shape {shape:?}",
+                    data.len()
+                ),
+            ));
+        }
+        zip.start_file(format!("{name}.npy"), opts)
+            .map_err(|e| fmt_err(path, format!("array '{name}': {e}")))?;
+        zip.write_all(&encode_npy(shape, data))
+            .map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    let bytes = zip
+        .finish()
+        .map_err(|e| fmt_err(path, format!("cannot finish .npz: {e}")))?
+        .into_inner();
+    write_atomic(path, &bytes)
+}
+
 /// Reads every array of a `.npz`; keys lose their `.npy` suffix.
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Array>, DataError> {
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {
@@ -199,6 +234,30 @@ mod tests {
             assert_eq!(a.shape, shape);
             assert_eq!(a.data, data);
         }
+    }
+
+    #[test]
+    fn npz_round_trip_stored_and_deflated() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.npz");
+        let img: Vec<f32> = (0..12).map(|v| v as f32 / 11.0).collect();
+        let lab = vec![0.0, 1.0, 8.0, 2.0, 0.0, 0.0];
+        write_npz(&p, &[("image", &[3, 4], &img), ("label", &[2, 3], &lab)]).unwrap();
+        let m = read_npz(&p).unwrap();
+        assert_eq!(m["image"].shape, vec![3, 4]);
+        assert_eq!(m["image"].data, img);
+        assert_eq!(m["label"].data, lab);
+        // np.savez_compressed writes deflated entries.
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("image.npy", opts).unwrap();
+        zip.write_all(&encode_npy(&[3, 4], &img)).unwrap();
+        zip.finish().unwrap();
+        assert_eq!(read_npz(&p).unwrap()["image"].data, img);
+        let e = write_npz(&p, &[("x", &[5], &img)]).unwrap_err().to_string();
+        assert!(e.contains("s.npz") && e.contains("'x'"), "{e}");
     }
 
     #[test]

@@ -7,8 +7,28 @@
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use crate::{
-    cross_scan, CpuScan, CrossScanDims, CrossScanInputs, ScanDims, ScanInputs, SelectiveScan,
+    cross_scan, cross_scan_backward, CpuScan, CrossScanDims, CrossScanInputs, ScanDims, ScanInputs,
+    SelectiveScan,
 };
+
+/// Gradients of [`ScanBackend::selective_scan_2d`] with respect to each of its tensor inputs,
+/// in the inputs' shapes. The `dt` columns of `x_dbl` are zero: they reach the scan only through
+/// `delta`.
+#[derive(Debug, Clone)]
+pub struct CrossScanTensorGrads<B: Backend> {
+    /// d/du, `(N, L, D)`.
+    pub u: Tensor<B, 3>,
+    /// d/d(delta), `(N, K, L, D)`.
+    pub delta: Tensor<B, 4>,
+    /// d/d(x_dbl), `(N, L, K, R + 2S)`.
+    pub x_dbl: Tensor<B, 4>,
+    /// d/dA, `(K D, S)`.
+    pub a: Tensor<B, 2>,
+    /// d/dD, `(K D)`.
+    pub d: Tensor<B, 1>,
+    /// d/d(delta_bias), `(K D)`.
+    pub delta_bias: Tensor<B, 1>,
+}
 
 /// A backend that can run the selective scan. Shapes follow mamba's `selective_scan_fn`:
 /// `u`, `delta`: `(B, C, L)`; `a`: `(C, N)`; `b`, `c`: `(B, K, N, L)`; `d`, `delta_bias`: `(C)`.
@@ -64,6 +84,59 @@ pub trait ScanBackend: Backend {
             TensorData::new(y, [dims.batch, dims.len(), dims.channels]),
             &device,
         )
+    }
+
+    /// Backward pass of [`ScanBackend::selective_scan_2d`] for the output gradient `dy`
+    /// `(N, L, D)`. The default recomputes the states on the host
+    /// ([`crate::cross_scan_backward`]); GPU backends override it with a kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn selective_scan_2d_backward(
+        dims: CrossScanDims,
+        u: Tensor<Self, 3>,
+        delta: Tensor<Self, 4>,
+        x_dbl: Tensor<Self, 4>,
+        a: Tensor<Self, 2>,
+        d: Tensor<Self, 1>,
+        delta_bias: Tensor<Self, 1>,
+        dy: Tensor<Self, 3>,
+    ) -> CrossScanTensorGrads<Self> {
+        let device = u.device();
+        let shapes = (
+            u.dims(),
+            delta.dims(),
+            x_dbl.dims(),
+            a.dims(),
+            d.dims(),
+            delta_bias.dims(),
+        );
+        let (u, delta, x_dbl, a, d, bias, dy) = (
+            host(u),
+            host(delta),
+            host(x_dbl),
+            host(a),
+            host(d),
+            host(delta_bias),
+            host(dy),
+        );
+        let inputs = CrossScanInputs {
+            dims,
+            u: &u,
+            delta: &delta,
+            x_dbl: &x_dbl,
+            a: &a,
+            d: &d,
+            delta_bias: &bias,
+        };
+        let g = cross_scan_backward(&inputs, &dy)
+            .unwrap_or_else(|e| panic!("cross scan backward called with inconsistent shapes: {e}"));
+        CrossScanTensorGrads {
+            u: Tensor::from_data(TensorData::new(g.u, shapes.0), &device),
+            delta: Tensor::from_data(TensorData::new(g.delta, shapes.1), &device),
+            x_dbl: Tensor::from_data(TensorData::new(g.x_dbl, shapes.2), &device),
+            a: Tensor::from_data(TensorData::new(g.a, shapes.3), &device),
+            d: Tensor::from_data(TensorData::new(g.d, shapes.4), &device),
+            delta_bias: Tensor::from_data(TensorData::new(g.delta_bias, shapes.5), &device),
+        }
     }
 }
 

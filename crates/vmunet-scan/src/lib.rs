@@ -13,14 +13,17 @@
 //! vectorised, multi-threaded float32 kernel (the default). Both provide the backward pass.
 //! [`ScanBackend`] connects the scan to burn tensors.
 
+mod autodiff;
 mod backward;
 mod burn_op;
 mod cpu;
 mod cross;
+#[cfg(feature = "cubecl")]
+mod cube;
 mod dims;
 mod reference;
 
-pub use burn_op::{host_scan, selective_scan, ScanBackend};
+pub use burn_op::{host_scan, selective_scan, CrossScanTensorGrads, ScanBackend};
 pub use cpu::CpuScan;
 pub use cross::{
     cross_scan, cross_scan_backward, cross_scan_op, cross_scan_reference, position, CrossScanDims,
