@@ -228,7 +228,7 @@ impl TrainConfig {
         if self.max_steps == Some(0) {
             return bad("max_steps must be at least 1".into());
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(0.0..=self.lr).contains(&self.eta_min) {
+        if !(self.lr > 0.0 && self.lr.is_finite() && (0.0..=self.lr).contains(&self.eta_min)) {
             return bad(format!(
                 "need lr > 0 and 0 <= eta_min <= lr (lr = {}, eta_min = {})",
                 self.lr, self.eta_min

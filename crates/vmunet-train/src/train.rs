@@ -103,11 +103,14 @@ fn run_file(out: &Path, name: &str) -> PathBuf {
     out.join(name)
 }
 
+/// A dataset shared with the loader threads.
+pub type SharedSet = Arc<dyn SegmentationSet>;
+
 /// Opens the training data of `cfg` (train split with augmentation, validation without).
 pub fn open_sets(
     cfg: &TrainConfig,
     kind: DatasetKind,
-) -> Result<(Arc<dyn SegmentationSet>, Arc<dyn SegmentationSet>), TrainError> {
+) -> Result<(SharedSet, SharedSet), TrainError> {
     let size = cfg.size_for(kind);
     Ok(match kind {
         DatasetKind::Synapse => {
