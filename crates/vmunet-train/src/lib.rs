@@ -16,7 +16,6 @@ mod error;
 pub mod eval;
 pub mod loss;
 pub mod plot;
-pub mod pretrained;
 mod schedule;
 mod train;
 

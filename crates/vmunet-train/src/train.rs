@@ -213,7 +213,7 @@ where
     } else {
         let m = cfg.model.config().init::<B>(device)?;
         match &cfg.init {
-            Some(p) => crate::pretrained::load_pretrained(m, p, device)?.0,
+            Some(p) => checkpoint::load_pretrained(m, p)?.0,
             None => m,
         }
     };
