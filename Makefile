@@ -64,14 +64,16 @@ fmt:
 # absent), evaluate it with the paper's metrics, export it (standard ops and the custom scan
 # operator), segment a full-resolution image with ONNX Runtime, and check parity of both
 # exports against burn in tract and ONNX Runtime.
-# On 2 CPU cores a step of 8 images at 256x256 takes ~35 s (burn-ndarray's depthwise-convolution
-# backward dominates), so the demo trains a step budget, not full epochs.
+# On 2 CPU cores the default (dims 16..128 at 96x96, ~12 images/s) trains 3 epochs of the 1,400
+# ISIC 2017 training images in ~6 minutes and reaches a validation DSC of ~0.77.
+# DEMO_STEPS (empty: whole epochs) caps the optimizer steps; DEMO_VAL images are validated
+# after each epoch; the final evaluation uses the whole validation split.
 DEMO_DIMS ?= 16,32,64,128
-DEMO_SIZE ?= 128
-DEMO_EPOCHS ?= 2
-DEMO_STEPS ?= 30
+DEMO_SIZE ?= 96
+DEMO_EPOCHS ?= 3
+DEMO_STEPS ?=
 DEMO_BATCH ?= 8
-DEMO_VAL ?= 60
+DEMO_VAL ?= 100
 demo: build venv
 	@mkdir -p $(DEMO_OUT)
 	@set -e; \
@@ -84,10 +86,10 @@ demo: build venv
 	img=$$(ls $(SHARED)/data/isic2017-fullres/images/*.jpg 2>/dev/null | head -n 1); \
 	if [ -z "$$img" ]; then img=$$(ls $$data/val/images/* | head -n 1); fi; \
 	run=$(DEMO_OUT)/run; rm -rf $$run; \
-	echo "== train VM-UNet (dims $(DEMO_DIMS), $(DEMO_SIZE)x$(DEMO_SIZE)) on $$data: $(DEMO_STEPS) steps of batch $(DEMO_BATCH) over $(DEMO_EPOCHS) epochs, AdamW + cosine, BceDice"; \
-	$(BIN) train --data $$data --out $$run --dims $(DEMO_DIMS) --image-size $(DEMO_SIZE) --epochs $(DEMO_EPOCHS) --max-steps $(DEMO_STEPS) --batch-size $(DEMO_BATCH) --max-val-images $(DEMO_VAL); \
-	echo "== evaluate best.bpk on the validation split (paper metrics, %)"; \
-	$(BIN) eval --checkpoint $$run/best.bpk --data $$data --size $(DEMO_SIZE) --max-images $(DEMO_VAL) --json $(DEMO_OUT)/eval.json; \
+	echo "== train VM-UNet (dims $(DEMO_DIMS), $(DEMO_SIZE)x$(DEMO_SIZE)) on $$data: $(DEMO_EPOCHS) epochs of batch $(DEMO_BATCH)$(if $(DEMO_STEPS), (at most $(DEMO_STEPS) steps)), AdamW + cosine, BceDice, on the CPU"; \
+	$(BIN) train --data $$data --out $$run --dims $(DEMO_DIMS) --image-size $(DEMO_SIZE) --epochs $(DEMO_EPOCHS) $(if $(DEMO_STEPS),--max-steps $(DEMO_STEPS)) --batch-size $(DEMO_BATCH) --max-val-images $(DEMO_VAL); \
+	echo "== evaluate best.bpk on the whole validation split (paper metrics)"; \
+	$(BIN) eval --checkpoint $$run/best.bpk --data $$data --size $(DEMO_SIZE) --json $(DEMO_OUT)/eval.json; \
 	echo "== export: standard ONNX ops (portable) and the ai.vmunet::SelectiveScan operator (fastest on CPU)"; \
 	$(BIN) export --checkpoint $$run/best.bpk --class-names lesion --size $(DEMO_SIZE) -o $(DEMO_OUT)/vmunet-trained.onnx; \
 	$(BIN) export --checkpoint $$run/best.bpk --class-names lesion --size $(DEMO_SIZE) --profile devices/x86-cpu.toml -o $(DEMO_OUT)/vmunet-trained-custom.onnx; \

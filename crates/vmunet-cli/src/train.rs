@@ -1,5 +1,6 @@
 //! `vmunet train`: the paper's recipe from a TOML file, with command-line overrides.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -118,14 +119,20 @@ impl Args {
     }
 }
 
+/// Progress: a bar on a terminal; on a pipe or log file, a plain line every tenth of an epoch.
 struct Bars {
     quiet: bool,
+    terminal: bool,
     bar: Option<ProgressBar>,
+    epoch: (usize, usize),
+    steps: usize,
 }
 
 impl Observer for Bars {
     fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize, lr: f64) {
-        if self.quiet {
+        self.epoch = (epoch, epochs);
+        self.steps = steps;
+        if self.quiet || !self.terminal {
             return;
         }
         let bar = ProgressBar::new(steps as u64);
@@ -142,6 +149,13 @@ impl Observer for Bars {
         if let Some(b) = &self.bar {
             b.set_position(step as u64);
             b.set_message(format!("loss {loss:.4}, {ips:.1} img/s"));
+        } else if !self.quiet
+            && (step.is_multiple_of(self.steps.div_ceil(10).max(1)) || step == self.steps)
+        {
+            eprintln!(
+                "epoch {}/{} step {step}/{}: loss {loss:.4}, {ips:.1} img/s",
+                self.epoch.0, self.epoch.1, self.steps
+            );
         }
     }
     fn validation_start(&mut self, batches: usize) {
@@ -186,7 +200,10 @@ pub fn run(a: Args) -> Result<()> {
     let out = cfg.out.clone();
     let mut obs = Bars {
         quiet: a.quiet,
+        terminal: std::io::stderr().is_terminal(),
         bar: None,
+        epoch: (0, 0),
+        steps: 0,
     };
     let summary = match a.backend {
         BackendKind::Cpu => vmunet_train::train::<Autodiff<CpuBackend>>(

@@ -111,15 +111,24 @@ impl<B: ScanBackend> Ss2d<B> {
         let xz = self.in_proj.forward(x);
         trace.emit(path, "in_proj", &xz);
         let z = xz.clone().narrow(3, d, d);
-        let x = self
-            .conv2d
-            .forward(xz.narrow(3, 0, d).permute([0, 3, 1, 2]));
-        trace.emit(path, "conv2d", &x);
+        // Channels-last depthwise conv (the backend's op: a fast host kernel on CPU).
+        let weight = self.conv2d.weight.val();
+        let pad = weight.dims()[2] / 2;
+        let bias = match &self.conv2d.bias {
+            Some(b) => b.val(),
+            None => Tensor::zeros([d], &weight.device()),
+        };
+        let x = B::depthwise_conv2d(xz.narrow(3, 0, d), weight, bias, pad);
+        if trace.enabled() {
+            trace.emit(path, "conv2d", &x.clone().permute([0, 3, 1, 2]));
+        }
         let x = silu(x);
-        trace.emit(path, "act", &x);
+        if trace.enabled() {
+            trace.emit(path, "act", &x.clone().permute([0, 3, 1, 2]));
+        }
         // Everything below stays row-major and channels-last; the scan kernel walks the four
         // directions itself, so no transposed or flipped copies are made.
-        let u = x.permute([0, 2, 3, 1]).reshape([n, l, d]);
+        let u = x.reshape([n, l, d]);
         let w_proj = self
             .x_proj_weight
             .val()

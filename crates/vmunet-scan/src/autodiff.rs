@@ -5,6 +5,9 @@
 //! implementation on ndarray, the CubeCL kernel on burn-wgpu / burn-cuda. The scan's inputs are
 //! checkpointed (kept or recomputed by burn's checkpointing strategy); the states are not kept,
 //! the backward recomputes them.
+//!
+//! [`DwConvBackend`] for `Autodiff<B>` does the same for the depthwise convolution, with the
+//! inner backend's [`DwConvBackend::depthwise_conv2d_backward`].
 
 use burn::backend::autodiff::{
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -14,7 +17,7 @@ use burn::backend::autodiff::{
 };
 use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 
-use crate::{CrossScanDims, ScanBackend};
+use crate::{CrossScanDims, DwConvBackend, ScanBackend};
 
 #[derive(Debug)]
 struct CrossScanBackward;
@@ -55,6 +58,64 @@ impl<B: ScanBackend> Backward<B, 6> for CrossScanBackward {
                 grads.register::<B>(node.id, grad);
             }
         }
+    }
+}
+
+#[derive(Debug)]
+struct DwConvBackward;
+
+impl<B: DwConvBackend> Backward<B, 3> for DwConvBackward {
+    type State = (usize, [NodeId; 2]);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<B>(&ops.node);
+        let (padding, ids) = ops.state;
+        let [x, weight] =
+            ids.map(|id| checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(id));
+        let g = B::depthwise_conv2d_backward(float(x), float(weight), padding, float(dy));
+        let grads_in = [prim(g.x), prim(g.weight), prim(g.bias)];
+        for (parent, grad) in ops.parents.into_iter().zip(grads_in) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl<B: DwConvBackend, C: CheckpointStrategy> DwConvBackend for Autodiff<B, C> {
+    fn depthwise_conv2d(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Tensor<Self, 1>,
+        padding: usize,
+    ) -> Tensor<Self, 4> {
+        let (x, weight, bias) = (prim(x), prim(weight), prim(bias));
+        let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+        let forward = || {
+            B::depthwise_conv2d(
+                float(x.primitive.clone()),
+                float(weight.primitive.clone()),
+                float(bias.primitive.clone()),
+                padding,
+            )
+        };
+        let out = match DwConvBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let ids = [prep.checkpoint(&x), prep.checkpoint(&weight)];
+                prep.finish((padding, ids), prim(forward()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(prim(forward())),
+        };
+        float(out)
     }
 }
 

@@ -3,13 +3,144 @@
 //! [`ScanBackend`] is the extension point a backend implements to run the scan its own way
 //! (a CubeCL kernel on burn-cuda/burn-wgpu, an autodiff-aware op for training). The default
 //! method runs [`CpuScan`] on host buffers, so every backend works out of the box.
+//! [`DwConvBackend`] does the same for SS2D's depthwise convolution.
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, ops::ConvOptions, Tensor, TensorData, TensorPrimitive};
 
 use crate::{
-    cross_scan, cross_scan_backward, CpuScan, CrossScanDims, CrossScanInputs, ScanDims, ScanInputs,
-    SelectiveScan,
+    cross_scan, cross_scan_backward, dwconv, CpuScan, CrossScanDims, CrossScanInputs, DwConvDims,
+    ScanDims, ScanInputs, SelectiveScan,
 };
+
+/// Gradients of [`DwConvBackend::depthwise_conv2d`].
+#[derive(Debug, Clone)]
+pub struct DwConvTensorGrads<B: Backend> {
+    /// d/dx, `(N, H, W, C)`.
+    pub x: Tensor<B, 4>,
+    /// d/d(weight), `(C, 1, K, K)`.
+    pub weight: Tensor<B, 4>,
+    /// d/d(bias), `(C)`.
+    pub bias: Tensor<B, 1>,
+}
+
+/// A backend that runs SS2D's depthwise convolution channels-last: `x (N, H, W, C)`, `weight`
+/// `(C, 1, K, K)` (burn's `Conv2d` layout with `groups = C`), `bias (C)`, stride 1, zero padding
+/// `padding` on every side; returns `(N, H + 2P - K + 1, W + 2P - K + 1, C)`.
+///
+/// The defaults use burn's own convolution (through NCHW views): right for every backend, fast
+/// on GPUs. The ndarray backend overrides both with [`crate::depthwise_conv2d`] on host buffers,
+/// whose backward is a few multiply-adds per weight instead of burn-ndarray's generic grouped
+/// transposed convolution (which dominated a CPU training step).
+pub trait DwConvBackend: Backend {
+    /// Forward pass.
+    fn depthwise_conv2d(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        bias: Tensor<Self, 1>,
+        padding: usize,
+    ) -> Tensor<Self, 4> {
+        burn_depthwise_conv2d(x, weight, bias, padding)
+    }
+
+    /// Backward pass for the output gradient `dy (N, Ho, Wo, C)`.
+    fn depthwise_conv2d_backward(
+        x: Tensor<Self, 4>,
+        weight: Tensor<Self, 4>,
+        padding: usize,
+        dy: Tensor<Self, 4>,
+    ) -> DwConvTensorGrads<Self> {
+        burn_depthwise_conv2d_backward(x, weight, padding, dy)
+    }
+}
+
+/// [`DwConvBackend::depthwise_conv2d`] with burn's grouped `conv2d` (the trait's default).
+pub fn burn_depthwise_conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Tensor<B, 1>,
+    padding: usize,
+) -> Tensor<B, 4> {
+    let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], weight.dims()[0]);
+    burn::tensor::module::conv2d(x.permute([0, 3, 1, 2]), weight, Some(bias), options)
+        .permute([0, 2, 3, 1])
+}
+
+/// [`DwConvBackend::depthwise_conv2d_backward`] with burn's convolution backward ops (the
+/// trait's default).
+pub fn burn_depthwise_conv2d_backward<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    padding: usize,
+    dy: Tensor<B, 4>,
+) -> DwConvTensorGrads<B> {
+    let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], weight.dims()[0]);
+    let prim = |t: Tensor<B, 4>| t.permute([0, 3, 1, 2]).into_primitive().tensor();
+    let (x, dy, w) = (prim(x), prim(dy), weight.into_primitive().tensor());
+    let dx = B::conv2d_x_backward(x.clone(), w.clone(), dy.clone(), options.clone());
+    let dw = B::conv2d_weight_backward(x, w, dy.clone(), options);
+    let dy = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(dy));
+    DwConvTensorGrads {
+        x: Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(dx)).permute([0, 2, 3, 1]),
+        weight: Tensor::from_primitive(TensorPrimitive::Float(dw)),
+        bias: dy.sum_dim(3).sum_dim(2).sum_dim(0).reshape([-1]),
+    }
+}
+
+fn dw_dims(x: [usize; 4], weight: [usize; 4], padding: usize) -> DwConvDims {
+    let [batch, height, width, channels] = x;
+    assert_eq!(
+        weight,
+        [channels, 1, weight[2], weight[2]],
+        "depthwise conv: weight {weight:?} for input {x:?}"
+    );
+    DwConvDims {
+        batch,
+        height,
+        width,
+        channels,
+        kernel: weight[2],
+        padding,
+    }
+}
+
+/// [`DwConvBackend`] on host buffers ([`crate::depthwise_conv2d`]), for CPU backends.
+macro_rules! host_dwconv {
+    ($($backend:ty),*) => {$(
+        impl DwConvBackend for $backend {
+            fn depthwise_conv2d(
+                x: Tensor<Self, 4>,
+                weight: Tensor<Self, 4>,
+                bias: Tensor<Self, 1>,
+                padding: usize,
+            ) -> Tensor<Self, 4> {
+                let dims = dw_dims(x.dims(), weight.dims(), padding);
+                let device = x.device();
+                let y = dwconv::depthwise_conv2d(&dims, &host(x), &host(weight), &host(bias));
+                let shape = [dims.batch, dims.out_height(), dims.out_width(), dims.channels];
+                Tensor::from_data(TensorData::new(y, shape), &device)
+            }
+
+            fn depthwise_conv2d_backward(
+                x: Tensor<Self, 4>,
+                weight: Tensor<Self, 4>,
+                padding: usize,
+                dy: Tensor<Self, 4>,
+            ) -> DwConvTensorGrads<Self> {
+                let (xs, ws) = (x.dims(), weight.dims());
+                let dims = dw_dims(xs, ws, padding);
+                let device = x.device();
+                let g = dwconv::depthwise_conv2d_backward(&dims, &host(x), &host(weight), &host(dy));
+                DwConvTensorGrads {
+                    x: Tensor::from_data(TensorData::new(g.x, xs), &device),
+                    weight: Tensor::from_data(TensorData::new(g.weight, ws), &device),
+                    bias: Tensor::from_data(TensorData::new(g.bias, [dims.channels]), &device),
+                }
+            }
+        }
+    )*};
+}
+
+host_dwconv!(burn::backend::NdArray<f32>, burn::backend::NdArray<f64>);
 
 /// Gradients of [`ScanBackend::selective_scan_2d`] with respect to each of its tensor inputs,
 /// in the inputs' shapes. The `dt` columns of `x_dbl` are zero: they reach the scan only through
@@ -33,7 +164,7 @@ pub struct CrossScanTensorGrads<B: Backend> {
 /// A backend that can run the selective scan. Shapes follow mamba's `selective_scan_fn`:
 /// `u`, `delta`: `(B, C, L)`; `a`: `(C, N)`; `b`, `c`: `(B, K, N, L)`; `d`, `delta_bias`: `(C)`.
 /// Softplus is always applied to `delta + delta_bias`.
-pub trait ScanBackend: Backend {
+pub trait ScanBackend: DwConvBackend {
     /// Runs the scan and returns `y`, `(B, C, L)`.
     fn selective_scan(
         u: Tensor<Self, 3>,
@@ -158,10 +289,26 @@ pub fn selective_scan<B: ScanBackend>(
 }
 
 fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data()
+    let prim = t.into_primitive().tensor();
+    if let Some(v) = ndarray_f32(&prim) {
+        return v;
+    }
+    Tensor::<B, D>::from_primitive(TensorPrimitive::Float(prim))
+        .into_data()
         .convert::<f32>()
         .into_vec::<f32>()
         .expect("selective scan: float tensor converts to f32")
+}
+
+/// A contiguous f32 ndarray tensor as one `memcpy`. burn-ndarray's `into_data` walks a tensor
+/// element by element (dynamic-rank indexing) whenever its buffer is shared, which it always
+/// is under autodiff (the graph keeps the inputs): that walk took a sixth of a training step.
+fn ndarray_f32(prim: &dyn std::any::Any) -> Option<Vec<f32>> {
+    use burn::backend::ndarray::NdArrayTensor;
+    match prim.downcast_ref::<NdArrayTensor>()? {
+        NdArrayTensor::F32(storage) => storage.view().as_slice().map(<[f32]>::to_vec),
+        _ => None,
+    }
 }
 
 /// Runs `scan` on host copies of the tensors (any backend).

@@ -179,9 +179,18 @@ pub struct CrossScanGrads {
     pub delta_bias: Vec<f32>,
 }
 
-/// Backward pass of [`cross_scan`] for `dy` `(N, L, D)`: the cross layout is an index
-/// permutation of mamba's, so this runs the shared scan backward on the permuted buffers.
+/// Backward pass of [`cross_scan`] for `dy` `(N, L, D)`: gradients of `sum(y * dy)`, computed
+/// channels-last eight channels at a time in float32 (see the `cross_bwd` module).
 pub fn cross_scan_backward(
+    inp: &CrossScanInputs<'_>,
+    dy: &[f32],
+) -> Result<CrossScanGrads, ScanError> {
+    crate::cross_bwd::cross_scan_backward_fast(inp, dy, crate::cpu::has_avx2_fma())
+}
+
+/// [`cross_scan_backward`] through mamba's layout: the four orders materialised, the shared
+/// float64-accumulating host backward, mapped back. Slow; the ground truth for tests.
+pub fn cross_scan_backward_reference(
     inp: &CrossScanInputs<'_>,
     dy: &[f32],
 ) -> Result<CrossScanGrads, ScanError> {

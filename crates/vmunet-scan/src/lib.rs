@@ -11,25 +11,34 @@
 //! Two implementations share the [`SelectiveScan`] interface: [`ReferenceScan`], a sequential
 //! float64 transcription of mamba's `selective_scan_ref` (exact, for tests), and [`CpuScan`], a
 //! vectorised, multi-threaded float32 kernel (the default). Both provide the backward pass.
-//! [`ScanBackend`] connects the scan to burn tensors.
+//! [`ScanBackend`] connects the scan to burn tensors; [`DwConvBackend`] does the same for
+//! SS2D's depthwise convolution ([`depthwise_conv2d`]), whose host version makes CPU training
+//! fast.
 
 mod autodiff;
 mod backward;
 mod burn_op;
 mod cpu;
 mod cross;
+mod cross_bwd;
 #[cfg(feature = "cubecl")]
 mod cube;
 mod dims;
+mod dwconv;
 mod reference;
 
-pub use burn_op::{host_scan, selective_scan, CrossScanTensorGrads, ScanBackend};
+pub use burn_op::{
+    burn_depthwise_conv2d, burn_depthwise_conv2d_backward, host_scan, selective_scan,
+    CrossScanTensorGrads, DwConvBackend, DwConvTensorGrads, ScanBackend,
+};
 pub use cpu::CpuScan;
 pub use cross::{
-    cross_scan, cross_scan_backward, cross_scan_op, cross_scan_reference, position, CrossScanDims,
-    CrossScanGrads, CrossScanInputs, DIRECTIONS, ONNX_DOMAIN, ONNX_OP,
+    cross_scan, cross_scan_backward, cross_scan_backward_reference, cross_scan_op,
+    cross_scan_reference, position, CrossScanDims, CrossScanGrads, CrossScanInputs, DIRECTIONS,
+    ONNX_DOMAIN, ONNX_OP,
 };
 pub use dims::{ScanDims, ScanError, ScanInputs};
+pub use dwconv::{depthwise_conv2d, depthwise_conv2d_backward, DwConvDims, DwConvGrads};
 pub use reference::ReferenceScan;
 
 /// Gradients of the scan output with respect to every input, in the inputs' layouts.

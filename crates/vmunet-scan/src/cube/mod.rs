@@ -55,7 +55,7 @@ use burn_cubecl::{
 };
 use cubecl::{CubeCount, CubeDim};
 
-use crate::{CrossScanDims, CrossScanTensorGrads, ScanBackend, DIRECTIONS};
+use crate::{CrossScanDims, CrossScanTensorGrads, DwConvBackend, ScanBackend, DIRECTIONS};
 
 /// Steps between two stored states of the backward (the recompute chunk).
 pub const CHUNK: usize = 64;
@@ -72,6 +72,12 @@ fn backward_block(d_state: usize) -> usize {
         17..=32 => 32,
         _ => 16,
     }
+}
+
+/// SS2D's depthwise convolution uses burn's own convolution kernels on GPUs.
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> DwConvBackend
+    for CubeBackend<R, F, I, BT>
+{
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanBackend
