@@ -304,16 +304,7 @@ pub(crate) mod avx2 {
         let e = _mm256_and_ps(big, one);
         let mm = _mm256_mul_ps(m, m);
         let mut p = _mm256_set1_ps(7.037_683_6e-2);
-        for k in [
-            -1.151_461e-1,
-            1.167_699_9e-1,
-            -1.242_014_1e-1,
-            1.424_932_3e-1,
-            -1.666_805_8e-1,
-            2.000_071_4e-1,
-            -2.499_999_4e-1,
-            3.333_333e-1,
-        ] {
+        for k in super::LOGF_POLY {
             p = _mm256_fmadd_ps(p, m, _mm256_set1_ps(k));
         }
         let mut y = _mm256_mul_ps(_mm256_mul_ps(p, m), mm);
@@ -360,6 +351,19 @@ pub(crate) mod avx2 {
     }
 }
 
+/// Cephes `logf` polynomial coefficients after the leading 7.037_683_6e-2 (Horner order), shared
+/// by the scalar and AVX2 softplus.
+const LOGF_POLY: [f32; 8] = [
+    -1.151_461e-1,
+    1.167_699_9e-1,
+    -1.242_014_1e-1,
+    1.424_932_3e-1,
+    -1.666_805_8e-1,
+    2.000_071_4e-1,
+    -2.499_999_4e-1,
+    3.333_333e-1,
+];
+
 /// `softplus` for float32 without branches (so loops vectorise): `max(x, 0) + log1p(exp(-|x|))`
 /// with the Cephes `logf` polynomial; within ~2 ulp of PyTorch's (threshold 20).
 #[inline(always)]
@@ -372,16 +376,7 @@ pub(crate) fn fast_softplus(x: f32) -> f32 {
     let e = if big { 1.0 } else { 0.0 };
     let mm = m * m;
     let mut p = 7.037_683_6e-2f32;
-    for k in [
-        -1.151_461e-1,
-        1.167_699_9e-1,
-        -1.242_014_1e-1,
-        1.424_932_3e-1,
-        -1.666_805_8e-1,
-        2.000_071_4e-1,
-        -2.499_999_4e-1,
-        3.333_333e-1,
-    ] {
+    for k in LOGF_POLY {
         p = p * m + k;
     }
     let mut y = p * m * mm;

@@ -109,6 +109,21 @@ pub struct CrossScanInputs<'a> {
 }
 
 impl CrossScanInputs<'_> {
+    /// [`Self::validate`], and `dy` has one value per output, `(N, L, D)`.
+    pub(crate) fn validate_backward(&self, dy: &[f32]) -> Result<(), ScanError> {
+        self.validate()?;
+        let d = &self.dims;
+        let expected = d.batch * d.len() * d.channels;
+        if dy.len() != expected {
+            return Err(ScanError::Length {
+                name: "dy",
+                expected,
+                found: dy.len(),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks every buffer against `dims`.
     pub fn validate(&self) -> Result<(), ScanError> {
         let d = &self.dims;
@@ -194,7 +209,7 @@ pub fn cross_scan_backward_reference(
     inp: &CrossScanInputs<'_>,
     dy: &[f32],
 ) -> Result<CrossScanGrads, ScanError> {
-    inp.validate()?;
+    inp.validate_backward(dy)?;
     let d = inp.dims;
     let (n, l, c, k, s, r, p) = (
         d.batch,
@@ -205,13 +220,6 @@ pub fn cross_scan_backward_reference(
         d.dt_rank,
         d.proj(),
     );
-    if dy.len() != n * l * c {
-        return Err(ScanError::Length {
-            name: "dy",
-            expected: n * l * c,
-            found: dy.len(),
-        });
-    }
     let m = MambaLayout::new(inp);
     // dy is shared by the four directions (their outputs are summed).
     let mut dy_m = vec![0f32; n * k * c * l];

@@ -56,7 +56,7 @@ pub(crate) fn cross_scan_backward_fast(
     dy: &[f32],
     simd: bool,
 ) -> Result<CrossScanGrads, ScanError> {
-    inp.validate()?;
+    inp.validate_backward(dy)?;
     let d = inp.dims;
     let (n, l, c, k, s, r, p) = (
         d.batch,
@@ -67,13 +67,6 @@ pub(crate) fn cross_scan_backward_fast(
         d.dt_rank,
         d.proj(),
     );
-    if dy.len() != n * l * c {
-        return Err(ScanError::Length {
-            name: "dy",
-            expected: n * l * c,
-            found: dy.len(),
-        });
-    }
     let mut out = CrossScanGrads {
         u: vec![0.0; n * l * c],
         delta: vec![0.0; n * k * l * c],
