@@ -28,19 +28,60 @@ fn read_list(path: &Path) -> Result<Vec<String>, DataError> {
     Ok(names)
 }
 
-/// Resolves each listed name to `dir/<name><ext>`; the error names the first missing file
-/// and the list that named it.
-fn resolve(list: &Path, dir: &Path, names: &[String], ext: &str) -> Result<(), DataError> {
-    for n in names {
-        let p = dir.join(format!("{n}{ext}"));
-        if !p.is_file() {
-            return Err(format_err(
-                &p,
-                format!("file is missing (listed in {})", list.display()),
-            ));
+/// The files a list names: `ROOT/<dir>/<name><ext>` for each name in `ROOT/LIST_DIR/<list>`.
+#[derive(Debug, Clone)]
+struct Listed {
+    root: PathBuf,
+    dir: &'static str,
+    ext: &'static str,
+    names: Vec<String>,
+}
+
+impl Listed {
+    /// Reads the list and checks that every named file exists; the error names the first
+    /// missing file and the list that named it.
+    fn open(
+        root: &Path,
+        list: &str,
+        dir: &'static str,
+        ext: &'static str,
+    ) -> Result<Self, DataError> {
+        let list = root.join(LIST_DIR).join(list);
+        let names = read_list(&list)?;
+        for n in &names {
+            let p = root.join(dir).join(format!("{n}{ext}"));
+            if !p.is_file() {
+                return Err(format_err(
+                    &p,
+                    format!("file is missing (listed in {})", list.display()),
+                ));
+            }
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            dir,
+            ext,
+            names,
+        })
+    }
+
+    fn name(&self, i: usize) -> Option<&str> {
+        self.names.get(i).map(String::as_str)
+    }
+
+    fn path(&self, i: usize) -> Option<PathBuf> {
+        let (dir, ext) = (self.dir, self.ext);
+        self.name(i)
+            .map(|n| self.root.join(dir).join(format!("{n}{ext}")))
+    }
+
+    /// Item `i`'s name and path, or an error naming the dataset and the valid range.
+    fn get(&self, i: usize) -> Result<(&str, PathBuf), DataError> {
+        match (self.name(i), self.path(i)) {
+            (Some(n), Some(p)) => Ok((n, p)),
+            _ => Err(out_of_range(&self.root, i, self.names.len())),
         }
     }
-    Ok(())
 }
 
 fn take_2d(
@@ -67,52 +108,44 @@ fn take_2d(
 /// Training slices of Synapse (`train.txt` / `train_npz`).
 #[derive(Debug, Clone)]
 pub struct SynapseSlices {
-    root: PathBuf,
+    files: Listed,
     size: usize,
-    names: Vec<String>,
 }
 
 impl SynapseSlices {
     /// Reads `lists/lists_Synapse/train.txt` and checks every listed `train_npz/<name>.npz`
     /// exists; [`get`](Self::get) yields `size x size` samples (224 for VM-UNet).
     pub fn open(root: &Path, size: usize) -> Result<Self, DataError> {
-        let list = root.join(LIST_DIR).join("train.txt");
-        let names = read_list(&list)?;
-        resolve(&list, &root.join("train_npz"), &names, ".npz")?;
         Ok(Self {
-            root: root.to_path_buf(),
+            files: Listed::open(root, "train.txt", "train_npz", ".npz")?,
             size,
-            names,
         })
     }
 
     /// Number of slices.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.files.names.len()
     }
 
     /// True when no slices are listed (never, after a successful `open`).
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.files.names.is_empty()
     }
 
     /// Name of slice `i` as listed.
     pub fn name(&self, i: usize) -> Option<&str> {
-        self.names.get(i).map(String::as_str)
+        self.files.name(i)
     }
 
     /// Path of slice `i`'s `.npz`.
     pub fn path(&self, i: usize) -> Option<PathBuf> {
-        self.name(i)
-            .map(|n| self.root.join("train_npz").join(format!("{n}.npz")))
+        self.files.path(i)
     }
 
     /// Slice `i` at its stored resolution: image (1 channel) and label as stored.
     /// Feed this to [`crate::augment_synapse`] for the official order (augment, then zoom).
     pub fn get_raw(&self, i: usize) -> Result<Sample, DataError> {
-        let path = self
-            .path(i)
-            .ok_or_else(|| out_of_range(&self.root, i, self.len()))?;
+        let (name, path) = self.files.get(i)?;
         let mut arrays = read_npz(&path)?;
         let image = take_2d(&path, &mut arrays, "image")?;
         let label = take_2d(&path, &mut arrays, "label")?;
@@ -126,7 +159,7 @@ impl SynapseSlices {
             ));
         }
         Ok(Sample {
-            name: self.names[i].clone(),
+            name: name.to_string(),
             channels: 1,
             height: image.shape[0],
             width: image.shape[1],
@@ -290,50 +323,42 @@ mod h5 {
     /// Test volumes of Synapse (`test_vol.txt` / `test_vol_h5`).
     #[derive(Debug, Clone)]
     pub struct SynapseVolumes {
-        root: PathBuf,
-        names: Vec<String>,
+        files: Listed,
     }
 
     impl SynapseVolumes {
         /// Reads `lists/lists_Synapse/test_vol.txt` and checks every listed
         /// `test_vol_h5/<case>.npy.h5` exists.
         pub fn open(root: &Path) -> Result<Self, DataError> {
-            let list = root.join(LIST_DIR).join("test_vol.txt");
-            let names = read_list(&list)?;
-            resolve(&list, &root.join("test_vol_h5"), &names, ".npy.h5")?;
             Ok(Self {
-                root: root.to_path_buf(),
-                names,
+                files: Listed::open(root, "test_vol.txt", "test_vol_h5", ".npy.h5")?,
             })
         }
 
         /// Number of volumes.
         pub fn len(&self) -> usize {
-            self.names.len()
+            self.files.names.len()
         }
 
         /// True when no volumes are listed (never, after a successful `open`).
         pub fn is_empty(&self) -> bool {
-            self.names.is_empty()
+            self.files.names.is_empty()
         }
 
         /// Case name of volume `i` as listed.
         pub fn name(&self, i: usize) -> Option<&str> {
-            self.names.get(i).map(String::as_str)
+            self.files.name(i)
         }
 
         /// Path of volume `i`'s `.npy.h5`.
         pub fn path(&self, i: usize) -> Option<PathBuf> {
-            self.name(i)
-                .map(|n| self.root.join("test_vol_h5").join(format!("{n}.npy.h5")))
+            self.files.path(i)
         }
 
         /// Reads volume `i`.
         pub fn get(&self, i: usize) -> Result<Volume, DataError> {
-            let path = self
-                .path(i)
-                .ok_or_else(|| out_of_range(&self.root, i, self.len()))?;
-            read_volume_h5(&path, &self.names[i])
+            let (name, path) = self.files.get(i)?;
+            read_volume_h5(&path, name)
         }
     }
 }
