@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+#[cfg(feature = "full")]
 use burn::module::Module;
 use vmunet_data::Array;
-use vmunet_onnx::{export, write, ExportOptions, ScanForm, DEFAULT_CHUNK};
-use vmunet_runtime::{BurnRuntime, Runtime};
+#[cfg(feature = "full")]
+use vmunet_onnx::{export, write, ExportOptions, ScanForm};
+#[cfg(feature = "full")]
+use vmunet_runtime::BurnRuntime;
+use vmunet_runtime::Runtime;
 
-use crate::util::{group, peak_rss_bytes, EngineArgs};
+use crate::util::{group, peak_rss_bytes, scan_form_label, EngineArgs};
 
 /// Official PyTorch eager forward, paper size, 1x3x256x256, 2 threads, same machine class
 /// (fixture README): the reference the ratios are computed against.
@@ -42,7 +46,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["model", "profile", "runtime"])]
     all: bool,
     /// Chunk length of the chunked formulation (with --all).
-    #[arg(long, default_value_t = DEFAULT_CHUNK)]
+    #[arg(long, default_value_t = 64)]
     chunk: usize,
     /// CPU threads for ONNX Runtime's intra-op pool, tract's matrix products and vmunet's
     /// kernels (default: all cores for ONNX Runtime and the kernels, one for tract).
@@ -148,86 +152,20 @@ pub fn run(a: Args) -> Result<()> {
     let mut rows = Vec::new();
     let (header, reference);
     if a.engine.model.is_some() {
-        let mut engine = a.engine.open_with_threads(a.threads)?;
-        let (h, w) = engine.input_size(Some(a.size))?;
-        let x = input(&[a.batch, engine.channels, h, w]);
-        let scan = engine.scan_form().unwrap_or_else(|| "?".into());
-        header = format!("{}, input {:?}", engine.label, x.shape);
-        let config = engine
-            .metadata
-            .get("vmunet.config")
-            .and_then(|j| serde_json::from_str::<vmunet_model::VmUnetConfig>(j).ok());
-        reference = config.is_some_and(|c| c == vmunet_model::VmUnetConfig::paper(c.num_classes))
-            && x.shape == [1, 3, 256, 256];
-        rows.push(time_runtime(&a, engine.runtime.as_mut(), &x, &scan)?);
+        let mut session = a.engine.open(a.threads)?;
+        let (h, w) = session.input_size(Some(a.size))?;
+        let x = input(&[a.batch, session.channels(), h, w]);
+        let scan = scan_form_label(&session).unwrap_or_else(|| "?".into());
+        header = format!("{}, input {:?}", session.label(), x.shape);
+        reference = is_paper_export(&session) && x.shape == [1, 3, 256, 256];
+        rows.push(time_runtime(&a, &mut session, &x, &scan)?);
     } else {
-        let loaded = a.engine.source.load()?;
-        let cfg = loaded.config.clone();
-        let shape = [a.batch, cfg.input_channels, a.size, a.size];
-        loaded.model.check_input(shape)?;
-        reference = cfg == vmunet_model::VmUnetConfig::paper(cfg.num_classes)
-            && a.size == 256
-            && a.batch == 1;
-        header = format!(
-            "{} ({} parameters), input {:?}",
-            loaded.label,
-            group(loaded.model.num_params()),
-            shape
-        );
-        let x = input(&shape);
-        let forms = if a.all {
-            ScanForm::ALL.to_vec()
-        } else {
-            Vec::new()
-        };
-        let tmp = std::env::temp_dir().join(format!("vmunet-bench-{}", std::process::id()));
-        if a.all {
-            std::fs::create_dir_all(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
+        #[cfg(feature = "full")]
+        {
+            (header, reference) = bench_checkpoint(&a, threads, &mut rows)?;
         }
-        let result = (|| -> Result<()> {
-            for scan in forms {
-                let path = tmp.join(format!("{scan}.onnx"));
-                let opts = ExportOptions {
-                    height: a.size,
-                    width: a.size,
-                    scan,
-                    chunk: a.chunk,
-                    ..Default::default()
-                };
-                write(&export(&loaded.model, &cfg, &opts)?, &path)?;
-                let label = if scan == ScanForm::Chunked {
-                    format!("chunked ({})", a.chunk)
-                } else {
-                    scan.to_string()
-                };
-                // tract single-threaded, and with its multithreaded matrix products (the
-                // chunked form is timed once: it takes the longest).
-                let mut counts = vec![a.threads.unwrap_or(1)];
-                if a.threads.is_none() && threads > 1 && scan != ScanForm::Chunked {
-                    counts.push(threads);
-                }
-                for t in counts {
-                    let mut tract = vmunet_runtime::TractRuntime::open_with_threads(&path, t)?;
-                    rows.push(time_runtime(&a, &mut tract, &x, &label)?);
-                }
-                match vmunet_runtime::OrtRuntime::open(
-                    &path,
-                    &vmunet_runtime::OrtOptions {
-                        threads: a.threads,
-                        ..Default::default()
-                    },
-                ) {
-                    Ok(mut ort) => rows.push(time_runtime(&a, &mut ort, &x, &label)?),
-                    Err(e) => eprintln!("  onnxruntime skipped: {e}"),
-                }
-            }
-            Ok(())
-        })();
-        let _ = std::fs::remove_dir_all(&tmp);
-        result?;
-        let mut burn = BurnRuntime::new(loaded.model);
-        rows.push(time_runtime(&a, &mut burn, &x, "vmunet-scan kernel")?);
+        #[cfg(not(feature = "full"))]
+        anyhow::bail!("give --model FILE.onnx (this build runs exported models only)");
     }
     println!("vmunet bench: {header}, {threads} threads");
     print_table(&rows, a.batch, reference);
@@ -245,4 +183,94 @@ pub fn run(a: Args) -> Result<()> {
         vmunet_data::write_atomic(path, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(())
+}
+
+/// True when the ONNX file records the paper's configuration.
+#[cfg(feature = "full")]
+fn is_paper_export(session: &vmunet_runtime::Session) -> bool {
+    session
+        .file()
+        .and_then(|f| f.metadata.get("vmunet.config"))
+        .and_then(|j| serde_json::from_str::<vmunet_model::VmUnetConfig>(j).ok())
+        .is_some_and(|c| c == vmunet_model::VmUnetConfig::paper(c.num_classes))
+}
+
+/// Without burn there is no configuration type to compare with: no PyTorch ratio.
+#[cfg(not(feature = "full"))]
+fn is_paper_export(_: &vmunet_runtime::Session) -> bool {
+    false
+}
+
+/// Times the checkpoint / preset in burn and, with `--all`, each scan formulation of its
+/// export in tract and ONNX Runtime.
+#[cfg(feature = "full")]
+fn bench_checkpoint(a: &Args, threads: usize, rows: &mut Vec<Row>) -> Result<(String, bool)> {
+    let loaded = a.engine.source.load()?;
+    let cfg = loaded.config.clone();
+    let shape = [a.batch, cfg.input_channels, a.size, a.size];
+    loaded.model.check_input(shape)?;
+    let reference = cfg == vmunet_model::VmUnetConfig::paper(cfg.num_classes)
+        && a.size == 256
+        && a.batch == 1;
+    let header = format!(
+        "{} ({} parameters), input {:?}",
+        loaded.label,
+        group(loaded.model.num_params()),
+        shape
+    );
+    let x = input(&shape);
+    let forms = if a.all {
+        ScanForm::ALL.to_vec()
+    } else {
+        Vec::new()
+    };
+    let tmp = std::env::temp_dir().join(format!("vmunet-bench-{}", std::process::id()));
+    if a.all {
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+    }
+    let result = (|| -> Result<()> {
+        for scan in forms {
+            let path = tmp.join(format!("{scan}.onnx"));
+            let opts = ExportOptions {
+                height: a.size,
+                width: a.size,
+                scan,
+                chunk: a.chunk,
+                ..Default::default()
+            };
+            write(&export(&loaded.model, &cfg, &opts)?, &path)?;
+            let label = if scan == ScanForm::Chunked {
+                format!("chunked ({})", a.chunk)
+            } else {
+                scan.to_string()
+            };
+            // tract single-threaded, and with its multithreaded matrix products (the
+            // chunked form is timed once: it takes the longest).
+            let mut counts = vec![a.threads.unwrap_or(1)];
+            if a.threads.is_none() && threads > 1 && scan != ScanForm::Chunked {
+                counts.push(threads);
+            }
+            for t in counts {
+                let mut tract = vmunet_runtime::TractRuntime::open_with_threads(&path, t)?;
+                rows.push(time_runtime(a, &mut tract, &x, &label)?);
+            }
+            match vmunet_runtime::OrtRuntime::open(
+                &path,
+                &vmunet_runtime::OrtOptions {
+                    threads: a.threads,
+                    ..Default::default()
+                },
+            ) {
+                Ok(mut ort) => rows.push(time_runtime(a, &mut ort, &x, &label)?),
+                Err(e) => eprintln!("  onnxruntime skipped: {e}"),
+            }
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result?;
+    let mut burn = BurnRuntime::new(loaded.model);
+    rows.push(time_runtime(a, &mut burn, &x, "vmunet-scan kernel")?);
+    Ok((header, reference))
 }

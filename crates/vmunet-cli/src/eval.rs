@@ -1,27 +1,36 @@
-//! `vmunet eval`: the paper's metrics for a checkpoint on a dataset folder.
+//! `vmunet eval`: the paper's metrics for a checkpoint, or for an exported / compressed ONNX
+//! model in any runtime, on a dataset folder. The evaluation is `vmunet_train::eval::evaluate`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use vmunet_model::{checkpoint, CpuBackend};
-use vmunet_train::data::IsicSet;
-use vmunet_train::eval::{evaluate_isic, evaluate_synapse, Limited};
-use vmunet_train::{DatasetKind, Silent};
+use vmunet_runtime::{Runtime, Session, SessionOptions};
+use vmunet_train::eval::{evaluate, EvalOptions, RuntimeSource};
 
 /// Arguments of `vmunet eval`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Checkpoint (.bpk from `vmunet train`, official .pth, safetensors).
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Dataset folder: ISIC layout (evaluates val/) or Synapse (evaluates test_vol_h5/).
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    checkpoint: Option<PathBuf>,
+    /// An exported (or compressed) ONNX model instead, run with --runtime or --profile.
+    #[arg(long, value_name = "model.onnx")]
+    model: Option<PathBuf>,
+    /// Runtime for --model: tract (default) or ort.
+    #[arg(long, requires = "model")]
+    runtime: Option<vmunet_runtime::RuntimeKind>,
+    /// Device profile (devices/*.toml) for --model.
+    #[arg(long, value_name = "PROFILE.toml", requires = "model", conflicts_with = "runtime")]
+    profile: Option<PathBuf>,
+    /// Dataset folder: ISIC layout (evaluates val/), a plain folder with images/ and masks/,
+    /// or Synapse (evaluates test_vol_h5/).
     #[arg(long)]
     data: PathBuf,
     /// Write the metrics as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Input size (default 256 for ISIC, 224 for Synapse).
+    /// Input size (default 256 for ISIC, 224 for Synapse; fixed-size ONNX models use theirs).
     #[arg(long)]
     size: Option<usize>,
     /// Images per batch.
@@ -38,98 +47,67 @@ pub struct Args {
 /// Runs `vmunet eval`.
 pub fn run(a: Args) -> Result<()> {
     let device = Default::default();
-    let (model, _) = checkpoint::load::<CpuBackend>(&a.checkpoint, &device)
-        .with_context(|| format!("loading {}", a.checkpoint.display()))?;
-    let kind = DatasetKind::Auto.resolve(&a.data)?;
-    let json = match kind {
-        DatasetKind::Synapse => {
-            if model.num_classes() < 2 {
-                bail!(
-                    "{}: a {}-class model cannot be evaluated on Synapse (9 classes)",
-                    a.checkpoint.display(),
-                    model.num_classes()
-                );
-            }
-            let vols = vmunet_data::SynapseVolumes::open(&a.data)?;
-            let size = a.size.unwrap_or(224);
-            let s = evaluate_synapse(&model, &vols, size, a.batch_size, &device, |i, n| {
-                eprintln!("case {i}/{n}")
-            })?;
-            println!("| organ | DSC | HD95 |\n|---|---|---|");
-            for o in &s.organs {
-                println!("| {} | {:.4} | {:.2} |", o.name, o.mean_dice, o.mean_hd95);
-            }
-            println!("| mean | {:.4} | {:.2} |", s.mean_dice, s.mean_hd95);
-            let organs: serde_json::Map<String, serde_json::Value> = s
-                .organs
-                .iter()
-                .map(|o| {
-                    (
-                        o.name.clone(),
-                        serde_json::json!({"dsc": o.mean_dice, "hd95": o.mean_hd95}),
-                    )
-                })
-                .collect();
-            serde_json::json!({
-                "dataset": "synapse",
-                "cases": s.num_cases,
-                "dsc": s.mean_dice,
-                "hd95": s.mean_hd95,
-                "organs": organs,
-                "per_case": s.cases,
-            })
-        }
-        _ => {
-            if model.num_classes() != 1 {
-                bail!(
-                    "{}: ISIC evaluation needs a one-class model, this one has {} classes",
-                    a.checkpoint.display(),
-                    model.num_classes()
-                );
-            }
-            let size = a.size.unwrap_or(256);
-            let val = vmunet_data::IsicDataset::open(&a.data, vmunet_data::Split::Val, size)?;
-            let set = Arc::new(Limited {
-                inner: Arc::new(IsicSet(val)),
-                max: a.max_images,
-            });
-            let r = evaluate_isic(
-                &model,
-                set,
-                a.batch_size,
-                2,
-                a.threshold,
-                &device,
-                &mut Silent,
-            )?;
-            let m = r.metrics;
-            println!("| images | mIoU | DSC | Acc | Sen | Spe |\n|---|---|---|---|---|---|");
-            println!(
-                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                r.images,
-                m.miou * 100.0,
-                m.dsc * 100.0,
-                m.acc * 100.0,
-                m.sen * 100.0,
-                m.spe * 100.0
-            );
-            serde_json::json!({
-                "dataset": "isic",
-                "images": r.images,
-                "loss": r.loss,
-                "threshold": a.threshold,
-                "miou": m.miou,
-                "dsc": m.dsc,
-                "acc": m.acc,
-                "sen": m.sen,
-                "spe": m.spe,
-            })
-        }
+    let mut opts = EvalOptions {
+        size: a.size,
+        batch_size: a.batch_size,
+        max_images: a.max_images,
+        threshold: a.threshold,
     };
+    let progress = |i, n| eprintln!("case {i}/{n}");
+    let report = match (&a.checkpoint, &a.model) {
+        (Some(ck), _) => {
+            let (model, _) = checkpoint::load::<CpuBackend>(ck, &device)
+                .with_context(|| format!("loading {}", ck.display()))?;
+            let label = ck.display().to_string();
+            evaluate::<CpuBackend>(&mut &model, &label, &a.data, &opts, &device, progress)?
+        }
+        (None, Some(path)) => {
+            let profile = match &a.profile {
+                Some(p) => Some(vmunet_runtime::DeviceProfile::load(p)?),
+                None => None,
+            };
+            let mut session = Session::open(
+                path,
+                &SessionOptions {
+                    runtime: a.runtime,
+                    profile,
+                    threads: None,
+                },
+            )
+            .with_context(|| format!("opening {}", path.display()))?;
+            if session.fixed_size().is_some() {
+                // A fixed-size export runs at its own size (a different --size is an error).
+                opts.size = Some(session.input_size(a.size)?.0);
+            }
+            let classes = output_classes(&session)?;
+            let label = format!("{} ({})", path.display(), session.description());
+            let mut source = RuntimeSource {
+                runtime: &mut session,
+                classes,
+            };
+            evaluate::<CpuBackend>(&mut source, &label, &a.data, &opts, &device, progress)?
+        }
+        (None, None) => anyhow::bail!("give --checkpoint FILE or --model FILE.onnx"),
+    };
+    print!("{}", report.markdown());
     if let Some(p) = &a.json {
-        let text = serde_json::to_string_pretty(&json)?;
+        let text = serde_json::to_string_pretty(&report.to_json())?;
         vmunet_data::write_atomic(p, text.as_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
+}
+
+/// The number of output classes an exported model predicts (from its recorded config).
+fn output_classes(session: &Session) -> Result<usize> {
+    let file = session
+        .file()
+        .context("an ONNX session has its file information")?;
+    let cfg = file
+        .metadata
+        .get("vmunet.config")
+        .with_context(|| format!("{}: no architecture config in the metadata", file.path.display()))?;
+    let cfg: vmunet_model::VmUnetConfig = serde_json::from_str(cfg)
+        .with_context(|| format!("{}: unreadable architecture config", file.path.display()))?;
+    Ok(cfg.num_classes)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use vmunet_onnx::{export, write, ExportOptions, ScanForm, DEFAULT_CHUNK, DEFAULT_OPSET};
 
-use crate::util::ModelSource;
+use crate::source::ModelSource;
 
 /// Arguments of `vmunet export`.
 #[derive(clap::Args)]

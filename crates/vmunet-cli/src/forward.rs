@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use vmunet_data::{activate, read_npy, write_npy};
+use vmunet_runtime::Runtime;
 
 use crate::util::EngineArgs;
 
@@ -33,15 +34,13 @@ pub fn run(a: Args) -> Result<()> {
             arr.shape
         );
     }
-    let mut engine = a.engine.open()?;
-    engine
-        .runtime
+    let mut session = a.engine.open(None)?;
+    session
         .check(&arr.shape)
         .with_context(|| format!("{} does not fit the model", a.input.display()))?;
-    let mut y = engine
-        .runtime
+    let mut y = session
         .run(&arr)
-        .with_context(|| format!("running {} on {}", engine.label, a.input.display()))?;
+        .with_context(|| format!("running {} on {}", session.label(), a.input.display()))?;
     if a.probabilities {
         activate(&mut y.data, &y.shape);
     }
@@ -55,7 +54,7 @@ pub fn run(a: Args) -> Result<()> {
         } else {
             "logits"
         },
-        engine.runtime.description()
+        session.description()
     );
     Ok(())
 }

@@ -1,15 +1,30 @@
-//! `vmunet info`.
+//! `vmunet info`: a checkpoint's (or preset's) architecture, or an ONNX file's input, metadata
+//! and history.
+
+use std::path::PathBuf;
 
 use anyhow::Result;
+#[cfg(feature = "full")]
 use burn::module::Module;
 
-use crate::util::{group, ModelSource};
+#[cfg(feature = "full")]
+use crate::source::ModelSource;
+#[cfg(feature = "full")]
+use crate::util::group;
 
 /// Arguments of `vmunet info`.
 #[derive(clap::Args)]
 pub struct Args {
+    #[cfg(feature = "full")]
     #[command(flatten)]
     source: ModelSource,
+    /// An exported (or compressed) ONNX model: show its input and metadata.
+    #[cfg_attr(
+        feature = "full",
+        arg(long, value_name = "model.onnx", conflicts_with_all = ["checkpoint", "preset"])
+    )]
+    #[cfg_attr(not(feature = "full"), arg(long, value_name = "model.onnx", required = true))]
+    model: Option<PathBuf>,
     /// Input size (H = W) for the stage shapes.
     #[arg(long, default_value_t = 256)]
     size: usize,
@@ -19,6 +34,40 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(path) = &a.model {
+        return onnx_info(path, a.json);
+    }
+    #[cfg(feature = "full")]
+    return checkpoint_info(a);
+    #[cfg(not(feature = "full"))]
+    anyhow::bail!("give --model FILE.onnx");
+}
+
+/// An ONNX file: its declared input, size and metadata.
+fn onnx_info(path: &std::path::Path, json: bool) -> Result<()> {
+    let file = vmunet_runtime::ModelFile::read(path)?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if json {
+        let v = serde_json::json!({
+            "model": path.display().to_string(),
+            "bytes": bytes,
+            "input": file.input.to_string(),
+            "metadata": file.metadata,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("model:        {} ({:.2} MB)", path.display(), bytes as f64 / 1e6);
+    println!("input:        {}", file.input);
+    for (k, v) in &file.metadata {
+        println!("{k:<26}{v}");
+    }
+    Ok(())
+}
+
+/// A checkpoint or preset: configuration, parameters and stage shapes.
+#[cfg(feature = "full")]
+fn checkpoint_info(a: Args) -> Result<()> {
     let loaded = a.source.load()?;
     let cfg = &loaded.config;
     let params = loaded.model.num_params();

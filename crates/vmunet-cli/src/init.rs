@@ -7,7 +7,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use vmunet_model::{checkpoint, CpuBackend};
 
-use crate::util::{group, Preset};
+use crate::source::Preset;
+use crate::util::group;
 
 /// Arguments of `vmunet init`.
 #[derive(clap::Args)]

@@ -5,14 +5,21 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+#[cfg(feature = "full")]
 mod eval;
+#[cfg(feature = "full")]
 mod export;
 mod forward;
 mod infer;
 mod info;
+#[cfg(feature = "full")]
 mod init;
 mod parity;
+#[cfg(feature = "full")]
+mod source;
+#[cfg(feature = "full")]
 mod synth;
+#[cfg(feature = "full")]
 mod train;
 mod util;
 
@@ -26,9 +33,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show a checkpoint's (or a preset's) configuration, parameter count and stage shapes.
+    /// Show a checkpoint's (or a preset's) configuration, parameter count and stage shapes, or
+    /// an ONNX file's input, metadata and history (--model).
     Info(info::Args),
     /// Save a freshly initialised model (a preset) as a checkpoint.
+    #[cfg(feature = "full")]
     Init(init::Args),
     /// Run the model (checkpoint, or exported ONNX with --model) on an NCHW float32 .npy.
     Forward(forward::Args),
@@ -37,15 +46,20 @@ enum Command {
     #[command(alias = "segment")]
     Infer(infer::Args),
     /// Export a checkpoint to ONNX (standard operators, dynamic batch).
+    #[cfg(feature = "full")]
     Export(export::Args),
-    /// Compare the checkpoint (burn) with its ONNX export in every available runtime.
+    /// Compare an ONNX export with its checkpoint (burn) in every available runtime, or
+    /// ONNX Runtime with tract when no checkpoint is given.
     Parity(parity::Args),
     /// Train VM-UNet (the paper's recipe; checkpoints, resume, metrics log, curves).
+    #[cfg(feature = "full")]
     Train(train::Args),
-    /// Evaluate a checkpoint with the paper's metrics (ISIC: mIoU, DSC, Acc, Sen, Spe;
+    /// Evaluate a checkpoint or an ONNX model with the paper's metrics (ISIC: mIoU, DSC, Acc, Sen, Spe;
     /// Synapse: DSC and HD95 per organ).
+    #[cfg(feature = "full")]
     Eval(eval::Args),
     /// Write a generated lesion set in the ISIC layout (demo data when no real set is at hand).
+    #[cfg(feature = "full")]
     SynthIsic(synth::Args),
     /// Time the forward pass on the CPU backend and report latency and peak memory.
     Bench(bench::Args),
@@ -58,11 +72,16 @@ fn main() -> ExitCode {
         Command::Forward(a) => forward::run(a),
         Command::Infer(a) => infer::run(a),
         Command::Bench(a) => bench::run(a),
+        #[cfg(feature = "full")]
         Command::Export(a) => export::run(a),
         Command::Parity(a) => parity::run(a),
+        #[cfg(feature = "full")]
         Command::Init(a) => init::run(a),
+        #[cfg(feature = "full")]
         Command::Train(a) => train::run(a),
+        #[cfg(feature = "full")]
         Command::Eval(a) => eval::run(a),
+        #[cfg(feature = "full")]
         Command::SynthIsic(a) => synth::run(a),
     };
     match result {

@@ -6,6 +6,7 @@
 pub mod augment;
 pub mod dataset;
 mod error;
+pub mod files;
 pub mod npy;
 pub mod postprocess;
 pub mod preprocess;
@@ -19,6 +20,7 @@ pub use augment::{
 pub use dataset::SynapseVolumes;
 pub use dataset::{IsicDataset, Sample, Split, SynapseSlices, Volume};
 pub use error::DataError;
+pub use files::{check_unique_stems, image_files, is_image_file, output_stem, IMAGE_EXTENSIONS};
 pub use npy::{read_npy, read_npz, write_npy, write_npz, Array};
 pub use postprocess::{activate, mask_from_probabilities, overlay, save_png_atomic, Mask};
 pub use preprocess::{load_image, preprocess, ImageTensor, Preprocess};

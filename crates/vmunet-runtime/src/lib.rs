@@ -7,10 +7,11 @@ mod custom;
 mod model_file;
 #[cfg(feature = "ort")]
 mod ort_rt;
+mod parity;
 mod profile;
+mod segment;
+mod session;
 mod tract_rt;
-
-use std::path::Path;
 
 #[cfg(feature = "burn")]
 pub use burn_rt::BurnRuntime;
@@ -19,6 +20,9 @@ pub use model_file::{ModelDim, ModelFile, ModelInput};
 #[cfg(feature = "ort")]
 pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
 pub use profile::{DeviceProfile, Precision, ProfileError, ProviderName, TensorRtSection};
+pub use parity::{check_parity, image_inputs, random_inputs, ParityInput, ParityReport, RuntimeParity};
+pub use segment::{timing_csv, SegmentError, SegmentedFile, Segmentation, Segmenter, SegmenterOptions, Timing};
+pub use session::{Session, SessionOptions};
 pub use tract_rt::TractRuntime;
 use vmunet_data::Array;
 
@@ -105,42 +109,3 @@ impl std::str::FromStr for RuntimeKind {
     }
 }
 
-/// Opens the ONNX file `path` with the chosen runtime.
-pub fn open(kind: RuntimeKind, path: &Path) -> Result<Box<dyn Runtime>, RuntimeError> {
-    match kind {
-        RuntimeKind::Burn => Err(burn_needs_checkpoint()),
-        RuntimeKind::Tract => Ok(Box::new(TractRuntime::open(path)?)),
-        #[cfg(feature = "ort")]
-        RuntimeKind::Ort => Ok(Box::new(OrtRuntime::open(path, &OrtOptions::default())?)),
-        #[cfg(not(feature = "ort"))]
-        RuntimeKind::Ort => Err(RuntimeError::Backend {
-            runtime: "onnxruntime".into(),
-            message: "this build has no ONNX Runtime support (enable the `ort` feature)".into(),
-        }),
-    }
-}
-
-/// Opens `path` the way a device profile says (runtime, providers, precision, threads).
-pub fn open_with_profile(
-    path: &Path,
-    profile: &DeviceProfile,
-) -> Result<Box<dyn Runtime>, RuntimeError> {
-    match profile.runtime_kind() {
-        RuntimeKind::Tract => Ok(Box::new(TractRuntime::open_with_threads(
-            path,
-            profile.threads.unwrap_or(1),
-        )?)),
-        #[cfg(feature = "ort")]
-        RuntimeKind::Ort => Ok(Box::new(OrtRuntime::open(path, &profile.ort_options())?)),
-        #[cfg(not(feature = "ort"))]
-        RuntimeKind::Ort => open(RuntimeKind::Ort, path),
-        RuntimeKind::Burn => Err(burn_needs_checkpoint()),
-    }
-}
-
-fn burn_needs_checkpoint() -> RuntimeError {
-    RuntimeError::Backend {
-        runtime: "burn".into(),
-        message: "burn runs checkpoints, not ONNX files: pass --checkpoint (or --preset)".into(),
-    }
-}

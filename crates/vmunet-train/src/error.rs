@@ -15,6 +15,9 @@ pub enum TrainError {
     #[error("model configuration: {0}")]
     Model(#[from] vmunet_model::ModelError),
     /// A metric cannot be computed (shape mismatch).
+    /// An exported model failed in its runtime.
+    #[error(transparent)]
+    Runtime(#[from] vmunet_runtime::RuntimeError),
     #[error("metrics: {0}")]
     Metrics(#[from] vmunet_metrics::MetricsError),
     /// The training configuration is invalid.

@@ -1,5 +1,6 @@
 //! Validation during training and the paper's evaluation (`vmunet eval`).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::tensor::{activation, backend::Backend, ElementConversion, Tensor, TensorData};
@@ -11,6 +12,52 @@ use vmunet_scan::ScanBackend;
 
 use crate::data::{loader, EpochItems, MemorySet, SegmentationSet};
 use crate::{loss, LossKind, Observer, TrainError};
+
+/// Where logits come from during evaluation: a burn model, or any runtime running an exported
+/// (or compressed) ONNX model, so both are scored by the same code.
+pub trait LogitSource<B: Backend> {
+    /// Logits `(N, classes, H, W)` of a preprocessed batch `(N, C, H, W)`.
+    fn logits(&mut self, images: Tensor<B, 4>) -> Result<Tensor<B, 4>, TrainError>;
+    /// Output classes.
+    fn num_classes(&self) -> usize;
+}
+
+impl<B: Backend + ScanBackend> LogitSource<B> for &VmUnet<B> {
+    fn logits(&mut self, images: Tensor<B, 4>) -> Result<Tensor<B, 4>, TrainError> {
+        Ok(self.forward(images)?)
+    }
+    fn num_classes(&self) -> usize {
+        VmUnet::num_classes(self)
+    }
+}
+
+/// A runtime (tract, ONNX Runtime, ...) as a [`LogitSource`]: batches go to the host, through
+/// the runtime, and back.
+pub struct RuntimeSource<'a> {
+    /// The opened model.
+    pub runtime: &'a mut dyn vmunet_runtime::Runtime,
+    /// Its output classes.
+    pub classes: usize,
+}
+
+impl<B: Backend> LogitSource<B> for RuntimeSource<'_> {
+    fn logits(&mut self, images: Tensor<B, 4>) -> Result<Tensor<B, 4>, TrainError> {
+        let device = images.device();
+        let shape = images.dims().to_vec();
+        let x = vmunet_data::Array {
+            shape,
+            data: host(images),
+        };
+        let y = self.runtime.run(&x)?;
+        let dims: [usize; 4] = y.shape.clone().try_into().map_err(|_| {
+            TrainError::Batch(format!("the model returned a {:?} output, not 4-D", y.shape))
+        })?;
+        Ok(Tensor::from_data(TensorData::new(y.data, dims), &device))
+    }
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
+}
 
 /// The first `max` samples of a set (all when `None`).
 pub struct Limited {
@@ -46,6 +93,30 @@ pub fn validate<B: Backend + ScanBackend>(
     device: &B::Device,
     observer: &mut dyn Observer,
 ) -> Result<(f64, BinaryMetrics), TrainError> {
+    validate_with(
+        &mut &*model,
+        set,
+        loss_kind,
+        batch_size,
+        workers,
+        threshold,
+        device,
+        observer,
+    )
+}
+
+/// [`validate`] for any [`LogitSource`].
+#[allow(clippy::too_many_arguments)]
+pub fn validate_with<B: Backend>(
+    source: &mut dyn LogitSource<B>,
+    set: Arc<dyn SegmentationSet>,
+    loss_kind: LossKind,
+    batch_size: usize,
+    workers: usize,
+    threshold: f64,
+    device: &B::Device,
+    observer: &mut dyn Observer,
+) -> Result<(f64, BinaryMetrics), TrainError> {
     let n = set.len();
     let items = EpochItems((0..n).map(|i| (i, None)).collect());
     observer.validation_start(n.div_ceil(batch_size.max(1)));
@@ -55,7 +126,7 @@ pub fn validate<B: Backend + ScanBackend>(
     for batch in dl.iter() {
         let batch = batch.map_err(TrainError::Batch)?;
         let k = batch.names.len();
-        let logits = model.forward(batch.images)?;
+        let logits = source.logits(batch.images)?;
         let l = loss::loss(loss_kind, logits.clone(), batch.targets.clone());
         loss_sum += l.into_scalar().elem::<f64>() * k as f64;
         count += k;
@@ -144,8 +215,8 @@ pub struct IsicReport {
 }
 
 /// Evaluates a binary model on an ISIC-layout folder's `val` split.
-pub fn evaluate_isic<B: Backend + ScanBackend>(
-    model: &VmUnet<B>,
+pub fn evaluate_isic<B: Backend>(
+    source: &mut dyn LogitSource<B>,
     set: Arc<dyn SegmentationSet>,
     batch_size: usize,
     workers: usize,
@@ -154,8 +225,8 @@ pub fn evaluate_isic<B: Backend + ScanBackend>(
     observer: &mut dyn Observer,
 ) -> Result<IsicReport, TrainError> {
     let images = set.len();
-    let (loss, metrics) = validate(
-        model,
+    let (loss, metrics) = validate_with(
+        source,
         set,
         LossKind::BceDice,
         batch_size,
@@ -174,15 +245,15 @@ pub fn evaluate_isic<B: Backend + ScanBackend>(
 /// Evaluates a multi-class model on Synapse test volumes as the official `test_single_volume`:
 /// each slice zoomed to `size` (cubic), argmax, zoomed back (nearest), then per case and organ
 /// DSC and HD95 (medpy conventions), averaged over cases, then organs.
-pub fn evaluate_synapse<B: Backend + ScanBackend>(
-    model: &VmUnet<B>,
+pub fn evaluate_synapse<B: Backend>(
+    source: &mut dyn LogitSource<B>,
     volumes: &vmunet_data::SynapseVolumes,
     size: usize,
     batch_size: usize,
     device: &B::Device,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<SynapseSummary, TrainError> {
-    let classes = model.num_classes();
+    let classes = source.num_classes();
     let mut metrics = SynapseMetrics::new(classes)?;
     for i in 0..volumes.len() {
         let v = volumes.get(i)?;
@@ -197,7 +268,7 @@ pub fn evaluate_synapse<B: Backend + ScanBackend>(
                 TensorData::new(input, [end - start, 1, size, size]),
                 device,
             );
-            let labels = model.forward(x)?.argmax(1).float();
+            let labels = source.logits(x)?.argmax(1).float();
             let labels = host(labels);
             for (j, _) in (start..end).enumerate() {
                 let slice = &labels[j * size * size..(j + 1) * size * size];
@@ -217,4 +288,201 @@ pub fn evaluate_synapse<B: Backend + ScanBackend>(
         progress(i + 1, volumes.len());
     }
     Ok(metrics.summary())
+}
+
+/// Options of [`evaluate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalOptions {
+    /// Input size (H = W); default 256 for ISIC, 224 for Synapse.
+    pub size: Option<usize>,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Evaluate at most this many images (ISIC).
+    pub max_images: Option<usize>,
+    /// Foreground threshold (ISIC).
+    pub threshold: f64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            size: None,
+            batch_size: 8,
+            max_images: None,
+            threshold: 0.5,
+        }
+    }
+}
+
+/// The paper's evaluation of one model on one dataset.
+#[derive(Debug, Clone)]
+pub enum EvalReport {
+    /// ISIC: pooled-confusion metrics over the images.
+    Isic {
+        /// What was evaluated (a checkpoint or an ONNX file and its runtime).
+        model: String,
+        /// The metrics and loss.
+        report: IsicReport,
+        /// Foreground threshold used.
+        threshold: f64,
+    },
+    /// Synapse: per-organ DSC and HD95 over the test volumes.
+    Synapse {
+        /// What was evaluated.
+        model: String,
+        /// The per-organ and per-case summary.
+        summary: SynapseSummary,
+    },
+}
+
+impl EvalReport {
+    /// The paper's table in Markdown.
+    pub fn markdown(&self) -> String {
+        match self {
+            EvalReport::Isic { report: r, .. } => {
+                let m = &r.metrics;
+                format!(
+                    "| images | mIoU | DSC | Acc | Sen | Spe |\n|---|---|---|---|---|---|\n| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+                    r.images,
+                    m.miou * 100.0,
+                    m.dsc * 100.0,
+                    m.acc * 100.0,
+                    m.sen * 100.0,
+                    m.spe * 100.0
+                )
+            }
+            EvalReport::Synapse { summary: s, .. } => {
+                let mut t = String::from("| organ | DSC | HD95 |\n|---|---|---|\n");
+                for o in &s.organs {
+                    t += &format!("| {} | {:.4} | {:.2} |\n", o.name, o.mean_dice, o.mean_hd95);
+                }
+                t += &format!("| mean | {:.4} | {:.2} |\n", s.mean_dice, s.mean_hd95);
+                t
+            }
+        }
+    }
+
+    /// The report as JSON (`dataset` says which form).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            EvalReport::Isic {
+                model,
+                report: r,
+                threshold,
+            } => {
+                let m = &r.metrics;
+                serde_json::json!({
+                    "dataset": "isic",
+                    "model": model,
+                    "images": r.images,
+                    "loss": r.loss,
+                    "threshold": threshold,
+                    "miou": m.miou,
+                    "dsc": m.dsc,
+                    "acc": m.acc,
+                    "sen": m.sen,
+                    "spe": m.spe,
+                })
+            }
+            EvalReport::Synapse { model, summary: s } => {
+                let organs: serde_json::Map<String, serde_json::Value> = s
+                    .organs
+                    .iter()
+                    .map(|o| {
+                        (
+                            o.name.clone(),
+                            serde_json::json!({"dsc": o.mean_dice, "hd95": o.mean_hd95}),
+                        )
+                    })
+                    .collect();
+                serde_json::json!({
+                    "dataset": "synapse",
+                    "model": model,
+                    "cases": s.num_cases,
+                    "dsc": s.mean_dice,
+                    "hd95": s.mean_hd95,
+                    "organs": organs,
+                    "per_case": s.cases,
+                })
+            }
+        }
+    }
+}
+
+/// The ISIC images to evaluate in `data`: the `val` split of an ISIC-layout root, or a plain
+/// folder holding `images/` and `masks/` (a held-out set).
+pub fn isic_eval_set(data: &Path, size: usize) -> Result<vmunet_data::IsicDataset, TrainError> {
+    if data.join("val").join("images").is_dir() {
+        Ok(vmunet_data::IsicDataset::open(
+            data,
+            vmunet_data::Split::Val,
+            size,
+        )?)
+    } else if data.join("images").is_dir() {
+        Ok(vmunet_data::IsicDataset::open_folder(data, size)?)
+    } else {
+        Err(TrainError::Run {
+            path: data.to_path_buf(),
+            reason: "not an evaluation folder: expected val/images + val/masks (ISIC layout), \
+                     images/ + masks/ (a plain folder) or test_vol_h5 + lists/lists_Synapse \
+                     (Synapse layout)"
+                .into(),
+        })
+    }
+}
+
+/// Evaluates `source` on `data` with the paper's metrics: Synapse volumes (multi-class models)
+/// when `data` is in the Synapse layout, else ISIC images (one-class models) from
+/// [`isic_eval_set`]. `progress` is called after each Synapse case.
+pub fn evaluate<B: Backend>(
+    source: &mut dyn LogitSource<B>,
+    model: &str,
+    data: &Path,
+    opts: &EvalOptions,
+    device: &B::Device,
+    progress: impl FnMut(usize, usize),
+) -> Result<EvalReport, TrainError> {
+    let classes = source.num_classes();
+    if data.join("test_vol_h5").is_dir() {
+        if classes < 2 {
+            return Err(TrainError::Run {
+                path: model.into(),
+                reason: format!(
+                    "a {classes}-class model cannot be evaluated on Synapse (9 classes)"
+                ),
+            });
+        }
+        let vols = vmunet_data::SynapseVolumes::open(data)?;
+        let size = opts.size.unwrap_or(224);
+        let summary = evaluate_synapse(source, &vols, size, opts.batch_size, device, progress)?;
+        return Ok(EvalReport::Synapse {
+            model: model.into(),
+            summary,
+        });
+    }
+    if classes != 1 {
+        return Err(TrainError::Run {
+            path: model.into(),
+            reason: format!("ISIC evaluation needs a one-class model, this one has {classes} classes"),
+        });
+    }
+    let size = opts.size.unwrap_or(256);
+    let set = Arc::new(Limited {
+        inner: Arc::new(crate::data::IsicSet(isic_eval_set(data, size)?)),
+        max: opts.max_images,
+    });
+    let report = evaluate_isic(
+        source,
+        set,
+        opts.batch_size,
+        2,
+        opts.threshold,
+        device,
+        &mut crate::Silent,
+    )?;
+    Ok(EvalReport::Isic {
+        model: model.into(),
+        report,
+        threshold: opts.threshold,
+    })
 }

@@ -1,0 +1,283 @@
+//! [`Segmenter`]: image in, mask out. Decode -> preprocess -> run -> activation -> resize back ->
+//! threshold / argmax -> mask and overlay, written atomically, with per-stage timing. `vmunet
+//! infer` and the watch-folder service both run images through it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use image::DynamicImage;
+use vmunet_data::{
+    activate, load_image, mask_from_probabilities, output_stem, overlay, preprocess,
+    save_png_atomic, Array, DataError, Mask, Preprocess,
+};
+
+use crate::{Runtime, RuntimeError, Session};
+
+/// Errors of the segmentation pipeline: the image (decode, write) or the model.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// Reading the image or writing an output failed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The model failed on the image.
+    #[error("{image}: {source}")]
+    Runtime {
+        /// The image being segmented.
+        image: PathBuf,
+        /// Cause.
+        source: RuntimeError,
+    },
+}
+
+/// How images are turned into masks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmenterOptions {
+    /// Model input size (H = W, a multiple of 32); fixed-size models use their own.
+    pub size: Option<usize>,
+    /// Foreground threshold on the probability (one-class models).
+    pub threshold: f32,
+}
+
+impl Default for SegmenterOptions {
+    fn default() -> Self {
+        Self {
+            size: None,
+            threshold: 0.5,
+        }
+    }
+}
+
+/// Seconds spent in each stage of one image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Timing {
+    /// Preprocessing (min-max rescale, resize to the model size).
+    pub preprocess: f64,
+    /// The model.
+    pub inference: f64,
+    /// Activation, resize back, threshold / argmax (and writing, for files).
+    pub postprocess: f64,
+}
+
+impl Timing {
+    /// All stages.
+    pub fn total(&self) -> f64 {
+        self.preprocess + self.inference + self.postprocess
+    }
+}
+
+/// One segmented image, at its displayed size.
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    /// Class per pixel (binary models: 0 / 1).
+    pub mask: Mask,
+    /// Stage times (postprocess without writing).
+    pub timing: Timing,
+}
+
+/// What [`Segmenter::segment_to`] wrote for one image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SegmentedFile {
+    /// The input image.
+    pub image: PathBuf,
+    /// `NAME_mask.png`.
+    pub mask: PathBuf,
+    /// `NAME_overlay.png`.
+    pub overlay: PathBuf,
+    /// Displayed width of the image (EXIF orientation applied).
+    pub width: u32,
+    /// Displayed height.
+    pub height: u32,
+    /// Stage times (postprocess includes writing both PNGs).
+    pub timing: Timing,
+    /// Fraction of pixels in the foreground.
+    pub foreground: f64,
+}
+
+/// A session bound to an input size and a threshold.
+#[derive(Debug)]
+pub struct Segmenter {
+    session: Session,
+    pre: Preprocess,
+    threshold: f32,
+}
+
+impl Segmenter {
+    /// Binds `session` to the input size `options` resolve to, and checks the model takes it
+    /// before any image is touched.
+    pub fn new(session: Session, options: &SegmenterOptions) -> Result<Self, RuntimeError> {
+        let (height, width) = session.input_size(options.size)?;
+        let pre = Preprocess {
+            height,
+            width,
+            channels: session.channels(),
+        };
+        session.check(&[1, pre.channels, height, width])?;
+        Ok(Self {
+            session,
+            pre,
+            threshold: options.threshold,
+        })
+    }
+
+    /// The session that runs the model.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The model input (H, W).
+    pub fn input_size(&self) -> (usize, usize) {
+        (self.pre.height, self.pre.width)
+    }
+
+    /// Segments a decoded image; the mask has the image's size.
+    pub fn segment(&mut self, img: &DynamicImage) -> Result<Segmentation, RuntimeError> {
+        let t0 = Instant::now();
+        let t = preprocess(img, &self.pre);
+        let x = Array {
+            shape: vec![1, t.channels, t.height, t.width],
+            data: t.data,
+        };
+        let t1 = Instant::now();
+        let mut y = self.session.run(&x)?;
+        let t2 = Instant::now();
+        activate(&mut y.data, &y.shape);
+        let classes = y.shape.get(1).copied().unwrap_or(1);
+        let mask = mask_from_probabilities(
+            &y.data,
+            classes,
+            (self.pre.height, self.pre.width),
+            (img.height() as usize, img.width() as usize),
+            self.threshold,
+        );
+        Ok(Segmentation {
+            mask,
+            timing: Timing {
+                preprocess: (t1 - t0).as_secs_f64(),
+                inference: (t2 - t1).as_secs_f64(),
+                postprocess: t2.elapsed().as_secs_f64(),
+            },
+        })
+    }
+
+    /// Segments the decoded `img` read from `path` and writes `NAME_mask.png` and
+    /// `NAME_overlay.png` into `out` (each atomically: temporary file, then rename).
+    pub fn segment_to(
+        &mut self,
+        path: &Path,
+        img: &DynamicImage,
+        out: &Path,
+    ) -> Result<SegmentedFile, SegmentError> {
+        let seg = self.segment(img).map_err(|source| SegmentError::Runtime {
+            image: path.to_path_buf(),
+            source,
+        })?;
+        let t = Instant::now();
+        let name = output_stem(path);
+        let mask_path = out.join(format!("{name}_mask.png"));
+        let overlay_path = out.join(format!("{name}_overlay.png"));
+        save_png_atomic(&DynamicImage::ImageLuma8(seg.mask.to_image()), &mask_path)?;
+        save_png_atomic(
+            &DynamicImage::ImageRgb8(overlay(img, &seg.mask)),
+            &overlay_path,
+        )?;
+        let mut timing = seg.timing;
+        timing.postprocess += t.elapsed().as_secs_f64();
+        Ok(SegmentedFile {
+            image: path.to_path_buf(),
+            mask: mask_path,
+            overlay: overlay_path,
+            width: img.width(),
+            height: img.height(),
+            timing,
+            foreground: seg.mask.foreground_fraction(),
+        })
+    }
+
+    /// Decodes `path` (EXIF orientation applied, truncated files refused) and segments it
+    /// into `out`, as [`Segmenter::segment_to`].
+    pub fn segment_file(&mut self, path: &Path, out: &Path) -> Result<SegmentedFile, SegmentError> {
+        let img = load_image(path)?;
+        self.segment_to(path, &img, out)
+    }
+}
+
+/// The per-image timing table (CSV with a header row).
+pub fn timing_csv(rows: &[SegmentedFile]) -> String {
+    let mut csv = String::from(
+        "image,width,height,preprocess_ms,inference_ms,postprocess_ms,total_ms,foreground_fraction\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{:.3},{:.3},{:.3},{:.3},{:.6}",
+            csv_field(&r.image.display().to_string()),
+            r.width,
+            r.height,
+            r.timing.preprocess * 1e3,
+            r.timing.inference * 1e3,
+            r.timing.postprocess * 1e3,
+            r.timing.total() * 1e3,
+            r.foreground
+        );
+    }
+    csv
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SessionOptions;
+
+    fn segmenter() -> Segmenter {
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../onnx/golden/tiny-scan.onnx");
+        let session = Session::open(&model, &SessionOptions::default()).unwrap();
+        Segmenter::new(session, &SegmenterOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn masks_have_the_image_size_and_files_are_written() {
+        let mut s = segmenter();
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(50, 30, |x, y| {
+            image::Rgb([(x * 5) as u8, (y * 8) as u8, 90])
+        }));
+        let seg = s.segment(&img).unwrap();
+        assert_eq!((seg.mask.width, seg.mask.height), (50, 30));
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("lesion.png");
+        img.save(&src).unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let f = s.segment_file(&src, &out).unwrap();
+        let mask = image::open(&f.mask).unwrap();
+        assert_eq!((mask.width(), mask.height()), (50, 30));
+        assert_eq!(image::open(&f.overlay).unwrap().width(), 50);
+        // The file path gives the same mask as the decoded image.
+        let again = s.segment(&image::open(&src).unwrap()).unwrap();
+        assert_eq!(again.mask, seg.mask);
+        let csv = timing_csv(&[f]);
+        assert_eq!(csv.lines().count(), 2);
+        assert!(csv.lines().nth(1).unwrap().contains(",50,30,"), "{csv}");
+        // Only the two outputs, no temporary files left behind.
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn an_unreadable_image_names_the_file_and_writes_nothing() {
+        let mut s = segmenter();
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("broken.png");
+        std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+        let e = s.segment_file(&bad, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("broken.png"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
