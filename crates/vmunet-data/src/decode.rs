@@ -92,14 +92,21 @@ fn u32_be(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// Component sampling of a JPEG frame header.
+/// A JPEG frame header: size, and per component its id and 8x8 block count.
 struct Frame {
     width: usize,
     height: usize,
-    /// (horizontal, vertical) sampling factor per component.
-    sampling: Vec<(usize, usize)>,
-    /// Arithmetic coding (SOF9..SOF15): no lower bound on the scan data is known.
-    arithmetic: bool,
+    /// (component id, blocks of the component in a non-interleaved scan).
+    components: Vec<(u8, usize)>,
+    /// Huffman sequential (SOF0/SOF1) or progressive (SOF2): the only processes whose
+    /// scan data has a known lower bound here.
+    huffman: Option<Process>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Process {
+    Sequential,
+    Progressive,
 }
 
 impl Frame {
@@ -110,48 +117,103 @@ impl Frame {
         let n = usize::from(*seg.get(5).ok_or_else(bad)?);
         let mut sampling = Vec::with_capacity(n);
         for c in 0..n {
+            let id = *seg.get(6 + 3 * c).ok_or_else(bad)?;
             let hv = *seg.get(6 + 3 * c + 1).ok_or_else(bad)?;
             let (h, v) = (usize::from(hv >> 4), usize::from(hv & 15));
             if !(1..=4).contains(&h) || !(1..=4).contains(&v) {
                 return Err(bad());
             }
-            sampling.push((h, v));
+            sampling.push((id, h, v));
         }
         if n == 0 || width == 0 {
             return Err(bad());
         }
+        let hmax = sampling.iter().map(|s| s.1).max().unwrap_or(1);
+        let vmax = sampling.iter().map(|s| s.2).max().unwrap_or(1);
+        let components = sampling
+            .iter()
+            .map(|&(id, h, v)| {
+                let w = (width * h).div_ceil(hmax);
+                let hh = (height * v).div_ceil(vmax);
+                (id, w.div_ceil(8) * hh.div_ceil(8))
+            })
+            .collect();
+        let huffman = match marker {
+            // A height of 0 is set later by a DNL marker: the block count is unknown.
+            _ if height == 0 => None,
+            0xC0 | 0xC1 => Some(Process::Sequential),
+            0xC2 => Some(Process::Progressive),
+            _ => None,
+        };
         Ok(Self {
             width,
             height,
-            sampling,
-            arithmetic: marker >= 0xC9,
+            components,
+            huffman,
         })
     }
 
-    /// The fewest bytes of entropy-coded data a Huffman-coded image of this size can have:
-    /// every 8x8 block of every component carries at least a one-bit DC code (non-interleaved
-    /// block counts, the smallest the standard allows). `None` when unknown.
-    fn min_scan_bytes(&self) -> Option<usize> {
-        if self.arithmetic || self.height == 0 {
-            return None;
+    /// The fewest bytes of entropy-coded data the scan with header `sos` can hold: every
+    /// 8x8 block of a scanned component carries at least one DC code and, in a sequential
+    /// scan, one AC code (EOB or a coefficient), each no shorter than the shortest code of
+    /// its Huffman table; a progressive DC refinement scan carries one bit per block. Block
+    /// counts are the non-interleaved ones, the smallest the standard allows.
+    fn min_scan_bytes(&self, sos: &[u8], shortest: &[[usize; 4]; 2]) -> usize {
+        let Some(process) = self.huffman else {
+            return 0;
+        };
+        let ns = usize::from(sos.first().copied().unwrap_or(0));
+        let (Some(&ss), Some(&se), Some(&ahal)) = (
+            sos.get(1 + 2 * ns),
+            sos.get(2 + 2 * ns),
+            sos.get(3 + 2 * ns),
+        ) else {
+            return 0;
+        };
+        let mut bits = 0usize;
+        for j in 0..ns {
+            let (Some(&id), Some(&tables)) = (sos.get(1 + 2 * j), sos.get(2 + 2 * j)) else {
+                return 0;
+            };
+            let blocks = self
+                .components
+                .iter()
+                .find(|c| c.0 == id)
+                .map_or(0, |c| c.1);
+            let dc = shortest[0][usize::from(tables >> 4) & 3];
+            let ac = shortest[1][usize::from(tables & 15) & 3];
+            let per_block = match process {
+                Process::Sequential => dc + if se > 0 { ac } else { 0 },
+                Process::Progressive if ss == 0 && ahal >> 4 == 0 => dc,
+                Process::Progressive if ss == 0 => 1,
+                Process::Progressive => 0,
+            };
+            bits += blocks * per_block;
         }
-        let hmax = self.sampling.iter().map(|s| s.0).max()?;
-        let vmax = self.sampling.iter().map(|s| s.1).max()?;
-        let blocks: usize = self
-            .sampling
-            .iter()
-            .map(|&(h, v)| {
-                let w = (self.width * h).div_ceil(hmax);
-                let hh = (self.height * v).div_ceil(vmax);
-                w.div_ceil(8) * hh.div_ceil(8)
-            })
-            .sum();
-        Some(blocks / 8)
+        bits / 8
     }
 }
 
 fn is_sof(marker: u8) -> bool {
     matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
+}
+
+/// Records, for each Huffman table a DHT segment defines, its shortest code length.
+fn read_dht(seg: &[u8], shortest: &mut [[usize; 4]; 2]) -> Result<(), String> {
+    let mut at = 0usize;
+    while let Some(&class_id) = seg.get(at) {
+        let counts = seg
+            .get(at + 1..at + 17)
+            .ok_or("malformed Huffman table (DHT)")?;
+        let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+        let (class, id) = (usize::from(class_id >> 4), usize::from(class_id & 15));
+        if class > 1 || id > 3 || total == 0 || at + 17 + total > seg.len() {
+            return Err("malformed Huffman table (DHT)".into());
+        }
+        shortest[class][id] = counts.iter().position(|&c| c > 0).map_or(1, |i| i + 1);
+        at += 17 + total;
+    }
+    Ok(())
 }
 
 /// Walks the JPEG marker structure: SOI, segments, the entropy-coded data after each SOS,
@@ -167,8 +229,9 @@ fn check_jpeg(bytes: &[u8]) -> Result<(), String> {
         )
     };
     let mut frame: Option<Frame> = None;
+    // Shortest code of each (DC, AC) x (0..4) Huffman table; 1 bit until defined.
+    let mut shortest = [[1usize; 4]; 2];
     let mut scans = 0usize;
-    let mut scan_bytes = 0usize;
     let mut pos = 2usize;
     loop {
         // Skip stray bytes and fill bytes up to the next marker (as libjpeg does).
@@ -200,14 +263,18 @@ fn check_jpeg(bytes: &[u8]) -> Result<(), String> {
             .ok_or_else(|| no_eoi(&format!("inside segment FF{marker:02X}")))?;
         if is_sof(marker) {
             frame = Some(Frame::parse(marker, seg)?);
+        } else if marker == 0xC4 {
+            read_dht(seg, &mut shortest)?;
         }
         pos = end;
         if marker == 0xDA {
-            if frame.is_none() {
+            let Some(frame) = &frame else {
                 return Err("scan (SOS) before any frame header (SOF)".into());
-            }
+            };
             scans += 1;
+            let min = frame.min_scan_bytes(seg, &shortest);
             // Entropy-coded data: up to a marker that is not a stuffed 00 or a restart.
+            let mut data = 0usize;
             loop {
                 let Some(&b) = bytes.get(pos) else {
                     return Err(no_eoi("in the scan data"));
@@ -216,33 +283,31 @@ fn check_jpeg(bytes: &[u8]) -> Result<(), String> {
                     match bytes.get(pos + 1) {
                         None => return Err(no_eoi("in the scan data")),
                         Some(0x00) => {
-                            scan_bytes += 2;
+                            data += 1;
                             pos += 2;
                         }
                         Some(0xD0..=0xD7) => pos += 2,
                         Some(_) => break,
                     }
                 } else {
-                    scan_bytes += 1;
+                    data += 1;
                     pos += 1;
                 }
             }
+            if data < min {
+                return Err(format!(
+                    "scan {scans} holds only {data} bytes of scan data; a {}x{} image needs at \
+                     least {min}: the pixel data was cut",
+                    frame.width, frame.height
+                ));
+            }
         }
     }
-    let Some(frame) = frame else {
+    if frame.is_none() {
         return Err("no frame header (SOF)".into());
-    };
+    }
     if scans == 0 {
         return Err("no scan (SOS): the image holds no pixel data".into());
-    }
-    if let Some(min) = frame.min_scan_bytes() {
-        if scan_bytes < min {
-            return Err(format!(
-                "only {scan_bytes} bytes of scan data for a {}x{} image (at least {min} needed): \
-                 the pixel data was cut",
-                frame.width, frame.height
-            ));
-        }
     }
     Ok(())
 }

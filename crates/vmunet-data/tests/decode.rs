@@ -399,4 +399,9 @@ fn real_photo_cut_to_3000_bytes_is_refused() {
     let name = first.file_name().unwrap().to_string_lossy().into_owned();
     let e = assert_refused(&bytes[..3000], &name, &["truncated", "FFD9"]);
     eprintln!("{e}");
+    // The same cut with its end-of-image marker restored: too little scan data.
+    let mut patched = bytes[..3000].to_vec();
+    patched.extend_from_slice(&[0xFF, 0xD9]);
+    let e = assert_refused(&patched, &name, &["scan data", "cut"]);
+    eprintln!("{e}");
 }
