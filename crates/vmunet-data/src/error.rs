@@ -29,11 +29,30 @@ pub enum DataError {
         /// Decoder message.
         reason: String,
     },
+    /// The image file is truncated or corrupt (found by the structural check of its bytes
+    /// before decoding; see [`crate::check_image`]).
+    #[error("{path}: cannot decode image: corrupt or truncated {format}: {reason}")]
+    Corrupt {
+        /// File.
+        path: PathBuf,
+        /// Format recognised from the bytes (`JPEG`, `PNG`, ...).
+        format: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A folder the dataset layout requires does not exist.
     #[error("{path}: folder is missing")]
     MissingFolder {
         /// Folder.
         path: PathBuf,
+    },
+    /// A folder holds neither of the dataset layouts a reader accepts.
+    #[error("{path}: not a data folder: expected {expected}")]
+    Layout {
+        /// Folder.
+        path: PathBuf,
+        /// The layouts looked for.
+        expected: String,
     },
     /// A dataset folder holds no files.
     #[error("{path}: folder is empty")]

@@ -3,8 +3,11 @@
 //! datasets with seeded augmentation, and synthetic data sets. Written once and used by every
 //! runtime, so a deployed model sees exactly what the trained one saw.
 
+#![deny(missing_docs)]
+
 pub mod augment;
 pub mod dataset;
+mod decode;
 mod error;
 pub mod files;
 pub mod npy;
@@ -19,11 +22,12 @@ pub use augment::{
 #[cfg(feature = "hdf5")]
 pub use dataset::SynapseVolumes;
 pub use dataset::{IsicDataset, Sample, Split, SynapseSlices, Volume};
+pub use decode::{check_image, decode_image, load_image};
 pub use error::DataError;
 pub use files::{check_unique_stems, image_files, is_image_file, output_stem, IMAGE_EXTENSIONS};
 pub use npy::{read_npy, read_npz, write_npy, write_npz, Array};
 pub use postprocess::{activate, mask_from_probabilities, overlay, save_png_atomic, Mask};
-pub use preprocess::{load_image, preprocess, ImageTensor, Preprocess};
+pub use preprocess::{preprocess, ImageTensor, Preprocess};
 pub use resize::resize_bilinear;
 pub use synthetic::{write_synthetic_isic, write_synthetic_synapse};
 

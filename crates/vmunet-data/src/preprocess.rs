@@ -6,11 +6,10 @@
 //! is the per-image min-max rescale of the raw pixels. `myResize` is a bilinear resize of the
 //! float tensor (torchvision, antialiased).
 
-use std::path::Path;
-
 use image::DynamicImage;
 
-use crate::{resize_bilinear, DataError};
+pub use crate::decode::load_image;
+use crate::resize_bilinear;
 
 /// A planar (CHW) float image.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,24 +43,6 @@ impl Default for Preprocess {
             channels: 3,
         }
     }
-}
-
-/// Decodes any format the `image` crate reads; the error names the file.
-pub fn load_image(path: &Path) -> Result<DynamicImage, DataError> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .with_guessed_format()
-        .map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    reader.decode().map_err(|e| DataError::Image {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
 }
 
 /// The official preprocessing: per-image min-max rescale of all channels jointly to

@@ -208,3 +208,77 @@ fn mask_size_mismatch_names_both_files() {
         "{e}"
     );
 }
+
+#[test]
+fn plain_folder_pairs_like_a_split() {
+    let dir = small_set();
+    let split = IsicDataset::open(dir.path(), Split::Val, 32).unwrap();
+    // A held-out set kept as DIR/images + DIR/masks.
+    let plain = dir.path().join("val");
+    let folder = IsicDataset::open_folder(&plain, 32).unwrap();
+    assert_eq!(folder.len(), 1);
+    assert_eq!(folder.paths(0), split.paths(0));
+    assert_eq!(folder.get(0).unwrap(), split.get(0).unwrap());
+    // Auto-detection: the plain folder, or a dataset root's validation split.
+    let auto = IsicDataset::open_eval(&plain, 32).unwrap();
+    assert_eq!(auto.paths(0), split.paths(0));
+    let auto = IsicDataset::open_eval(dir.path(), 32).unwrap();
+    assert_eq!(auto.paths(0), split.paths(0));
+    let e = folder.get(1).unwrap_err().to_string();
+    assert!(e.contains("out of range") && e.contains("val"), "{e}");
+}
+
+#[test]
+fn plain_folder_errors_say_what_is_missing() {
+    let dir = small_set();
+    let plain = dir.path().join("train");
+    std::fs::remove_file(plain.join("masks/synth_00001_segmentation.png")).unwrap();
+    for e in [
+        IsicDataset::open_folder(&plain, 32).unwrap_err(),
+        IsicDataset::open_eval(&plain, 32).unwrap_err(),
+    ] {
+        let e = e.to_string();
+        assert!(
+            e.contains("synth_00001.png") && e.contains("3 files"),
+            "{e}"
+        );
+    }
+    std::fs::remove_dir_all(plain.join("masks")).unwrap();
+    let e = IsicDataset::open_eval(&plain, 32).unwrap_err().to_string();
+    assert!(e.contains("train/masks") && e.contains("missing"), "{e}");
+    // Neither layout.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir(empty.path().join("pictures")).unwrap();
+    let e = IsicDataset::open_eval(empty.path(), 32)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&empty.path().display().to_string())
+            && e.contains("images/ and masks/")
+            && e.contains("val/images/"),
+        "{e}"
+    );
+    let e = IsicDataset::open_folder(empty.path(), 32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("images") && e.contains("missing"), "{e}");
+    let e = IsicDataset::open_eval(&empty.path().join("nope"), 32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope") && e.contains("missing"), "{e}");
+}
+
+#[test]
+fn truncated_mask_is_refused_and_named() {
+    let dir = small_set();
+    let msk = dir.path().join("train/masks/synth_00001_segmentation.png");
+    let bytes = std::fs::read(&msk).unwrap();
+    std::fs::write(&msk, &bytes[..bytes.len() - 12]).unwrap();
+    let ds = IsicDataset::open(dir.path(), Split::Train, 32).unwrap();
+    assert!(ds.get(0).is_ok());
+    let e = ds.get(1).unwrap_err().to_string();
+    assert!(
+        e.contains("synth_00001_segmentation.png") && e.contains("IEND"),
+        "{e}"
+    );
+}

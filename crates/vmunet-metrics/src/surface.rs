@@ -80,8 +80,13 @@ fn next_coord(coord: &mut [usize], dims: &[usize]) -> bool {
 
 /// Dice coefficient `2|A∩B| / (|A| + |B|)` (medpy `dc`).
 ///
-/// Returns 0 when both masks are empty (medpy yields NaN there; the per-case
-/// convention of [`crate::calculate_metric_percase`] never reaches that case).
+/// **Two empty masks give 0.0**, not 1.0: medpy yields NaN there, and the
+/// per-case convention of [`crate::calculate_metric_percase`] scores an empty
+/// prediction 0 whatever the ground truth, so the Synapse numbers never reach
+/// this case. A caller comparing two predictions for agreement (where two
+/// empty masks agree perfectly) must decide that case itself before calling;
+/// this function keeps the medpy-compatible value. Errors when the lengths
+/// differ.
 pub fn dice(pred: &[bool], gt: &[bool]) -> Result<f64, MetricsError> {
     if pred.len() != gt.len() {
         return Err(MetricsError::LengthMismatch {

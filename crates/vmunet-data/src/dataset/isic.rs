@@ -1,4 +1,5 @@
-//! ISIC 2017/2018 in the official VM-UNet layout: `ROOT/{train,val}/{images,masks}`.
+//! ISIC 2017/2018 in the official VM-UNet layout, `ROOT/{train,val}/{images,masks}`, or a
+//! plain evaluation folder `DIR/{images,masks}`.
 
 use std::path::{Path, PathBuf};
 
@@ -95,7 +96,37 @@ impl IsicDataset {
     /// `size x size` (256 for VM-UNet). Errors name a missing or empty folder, or the first
     /// unpaired file when the counts differ.
     pub fn open(root: &Path, split: Split, size: usize) -> Result<Self, DataError> {
-        let base = root.join(split.dir_name());
+        Self::open_pairs(root, &root.join(split.dir_name()), size)
+    }
+
+    /// A plain folder holding `dir/images` and `dir/masks` directly (the way a held-out test
+    /// set is usually kept), paired by the same rules as [`IsicDataset::open`].
+    pub fn open_folder(dir: &Path, size: usize) -> Result<Self, DataError> {
+        Self::open_pairs(dir, dir, size)
+    }
+
+    /// The evaluation set at `dir`, whichever layout it has: a plain folder (`dir/images` +
+    /// `dir/masks`, [`IsicDataset::open_folder`]) when `dir/images` exists, else the
+    /// validation split of a dataset root (`dir/val/images` + `dir/val/masks`). With neither,
+    /// the error says what was looked for.
+    pub fn open_eval(dir: &Path, size: usize) -> Result<Self, DataError> {
+        let dir_buf = require_dir(dir.to_path_buf())?;
+        if dir_buf.join("images").is_dir() {
+            Self::open_folder(dir, size)
+        } else if dir_buf.join(Split::Val.dir_name()).is_dir() {
+            Self::open(dir, Split::Val, size)
+        } else {
+            Err(DataError::Layout {
+                path: dir_buf,
+                expected: "images/ and masks/ (a plain evaluation folder) or val/images/ and \
+                           val/masks/ (an ISIC dataset root)"
+                    .into(),
+            })
+        }
+    }
+
+    /// Pairs `base/images` with `base/masks`; `root` names the dataset in errors.
+    fn open_pairs(root: &Path, base: &Path, size: usize) -> Result<Self, DataError> {
         let img_dir = require_dir(base.join("images"))?;
         let msk_dir = require_dir(base.join("masks"))?;
         let images = list_files(&img_dir)?;
@@ -142,7 +173,8 @@ impl IsicDataset {
         Some((self.images.get(i)?, self.masks.get(i)?))
     }
 
-    /// Decodes sample `i`: the image with the official preprocessing ([`preprocess`]:
+    /// Decodes sample `i` (both files through [`crate::load_image`]: structural check, EXIF
+    /// orientation): the image with the official preprocessing ([`preprocess`]:
     /// per-image min-max to [0, 255], bilinear resize to `size`), the mask as grey / 255,
     /// resized bilinearly when needed and binarised at >= 0.5.
     pub fn get(&self, i: usize) -> Result<Sample, DataError> {
