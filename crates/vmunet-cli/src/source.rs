@@ -1,5 +1,7 @@
 //! Where a burn model comes from: a checkpoint file or a preset (builds with burn only).
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use vmunet_model::checkpoint::{self, CheckpointInfo};

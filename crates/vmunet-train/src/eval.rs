@@ -409,31 +409,9 @@ impl EvalReport {
     }
 }
 
-/// The ISIC images to evaluate in `data`: the `val` split of an ISIC-layout root, or a plain
-/// folder holding `images/` and `masks/` (a held-out set).
-pub fn isic_eval_set(data: &Path, size: usize) -> Result<vmunet_data::IsicDataset, TrainError> {
-    if data.join("val").join("images").is_dir() {
-        Ok(vmunet_data::IsicDataset::open(
-            data,
-            vmunet_data::Split::Val,
-            size,
-        )?)
-    } else if data.join("images").is_dir() {
-        Ok(vmunet_data::IsicDataset::open_folder(data, size)?)
-    } else {
-        Err(TrainError::Run {
-            path: data.to_path_buf(),
-            reason: "not an evaluation folder: expected val/images + val/masks (ISIC layout), \
-                     images/ + masks/ (a plain folder) or test_vol_h5 + lists/lists_Synapse \
-                     (Synapse layout)"
-                .into(),
-        })
-    }
-}
-
 /// Evaluates `source` on `data` with the paper's metrics: Synapse volumes (multi-class models)
-/// when `data` is in the Synapse layout, else ISIC images (one-class models) from
-/// [`isic_eval_set`]. `progress` is called after each Synapse case.
+/// when `data` is in the Synapse layout, else ISIC images (one-class models): the `val` split of
+/// an ISIC root or a plain `images/` + `masks/` folder ([`vmunet_data::IsicDataset::open_eval`]). `progress` is called after each Synapse case.
 pub fn evaluate<B: Backend>(
     source: &mut dyn LogitSource<B>,
     model: &str,
@@ -468,7 +446,9 @@ pub fn evaluate<B: Backend>(
     }
     let size = opts.size.unwrap_or(256);
     let set = Arc::new(Limited {
-        inner: Arc::new(crate::data::IsicSet(isic_eval_set(data, size)?)),
+        inner: Arc::new(crate::data::IsicSet(vmunet_data::IsicDataset::open_eval(
+            data, size,
+        )?)),
         max: opts.max_images,
     });
     let report = evaluate_isic(
