@@ -17,7 +17,8 @@ use burn::backend::autodiff::{
 };
 use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 
-use crate::{CrossScanDims, DwConvBackend, ScanBackend};
+use crate::burn_op::{DwConvBackend, ScanBackend};
+use crate::dims::CrossScanDims;
 
 #[derive(Debug)]
 struct CrossScanBackward;

@@ -7,10 +7,12 @@
 
 use burn::tensor::{backend::Backend, ops::ConvOptions, Tensor, TensorData, TensorPrimitive};
 
-use crate::{
-    cross_scan, cross_scan_backward, dwconv, CpuScan, CrossScanDims, CrossScanInputs, DwConvDims,
-    ScanDims, ScanInputs, SelectiveScan,
-};
+use crate::cpu::CpuScan;
+use crate::cross::{cross_scan, CrossScanInputs};
+use crate::cross_bwd::cross_scan_backward;
+use crate::dims::{CrossScanDims, ScanDims, ScanInputs};
+use crate::dwconv::{self, DwConvDims};
+use crate::scan::SelectiveScan;
 
 /// Gradients of [`DwConvBackend::depthwise_conv2d`].
 #[derive(Debug, Clone)]

@@ -9,10 +9,11 @@
 
 use rayon::prelude::*;
 
-use crate::{ReferenceScan, ScanDims, ScanError, ScanInputs, SelectiveScan};
-
-/// Number of scan orders.
-pub const DIRECTIONS: usize = 4;
+use crate::dims::{CrossScanDims, ScanDims, ScanError, ScanInputs};
+use crate::math::{fast_exp, has_avx2_fma, softplus, LANES};
+use crate::order::{position, DIRECTIONS};
+use crate::reference::ReferenceScan;
+use crate::scan::SelectiveScan;
 
 /// ONNX operator domain of the cross scan as a custom operator.
 pub const ONNX_DOMAIN: &str = "ai.vmunet";
@@ -55,38 +56,6 @@ pub fn cross_scan_op(inputs: [(&[usize], &[f32]); 6]) -> Result<(Vec<usize>, Vec
         delta_bias: bias.1,
     })?;
     Ok((u.0.to_vec(), y))
-}
-
-/// Dimensions of one cross-scan call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CrossScanDims {
-    /// Batch `N`.
-    pub batch: usize,
-    /// Feature-map height `H`.
-    pub height: usize,
-    /// Feature-map width `W`.
-    pub width: usize,
-    /// Channels `D` (SS2D's d_inner).
-    pub channels: usize,
-    /// State size `S`.
-    pub d_state: usize,
-    /// Delta rank `R`.
-    pub dt_rank: usize,
-}
-
-impl CrossScanDims {
-    /// Sequence length `H * W`.
-    pub fn len(&self) -> usize {
-        self.height * self.width
-    }
-    /// True when the map is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Width of one direction's projection row: `R + 2S`.
-    pub fn proj(&self) -> usize {
-        self.dt_rank + 2 * self.d_state
-    }
 }
 
 /// Borrowed cross-scan arguments, all row-major channels-last.
@@ -145,20 +114,6 @@ impl CrossScanInputs<'_> {
     }
 }
 
-/// Row-major position visited at step `t` of direction `k` (0: row-major, 1: column-major,
-/// 2 and 3: their reverses). The one definition of SS2D's scan orders; the ONNX export uses it.
-#[inline(always)]
-pub fn position(k: usize, t: usize, dims: &CrossScanDims) -> usize {
-    let l = dims.len();
-    let t = if k >= 2 { l - 1 - t } else { t };
-    if k % 2 == 1 {
-        // Column-major order: t = w * H + h.
-        (t % dims.height) * dims.width + t / dims.height
-    } else {
-        t
-    }
-}
-
 /// Every `(batch, direction, step, position)` of a cross scan, in mamba-layout order.
 fn steps(d: CrossScanDims) -> impl Iterator<Item = (usize, usize, usize, usize)> {
     let l = d.len();
@@ -194,17 +149,8 @@ pub struct CrossScanGrads {
     pub delta_bias: Vec<f32>,
 }
 
-/// Backward pass of [`cross_scan`] for `dy` `(N, L, D)`: gradients of `sum(y * dy)`, computed
-/// channels-last eight channels at a time in float32 (see the `cross_bwd` module).
-pub fn cross_scan_backward(
-    inp: &CrossScanInputs<'_>,
-    dy: &[f32],
-) -> Result<CrossScanGrads, ScanError> {
-    crate::cross_bwd::cross_scan_backward_fast(inp, dy, crate::cpu::has_avx2_fma())
-}
-
-/// [`cross_scan_backward`] through mamba's layout: the four orders materialised, the shared
-/// float64-accumulating host backward, mapped back. Slow; the ground truth for tests.
+/// [`crate::cross_scan_backward`] through mamba's layout: the four orders materialised, the
+/// shared float64-accumulating host backward, mapped back. Slow; the ground truth for tests.
 pub fn cross_scan_backward_reference(
     inp: &CrossScanInputs<'_>,
     dy: &[f32],
@@ -228,7 +174,7 @@ pub fn cross_scan_backward_reference(
             dy_m[(bi * k * c + ki * c + ch) * l + t] = dy[(bi * l + pos) * c + ch];
         }
     }
-    let g = crate::backward::backward(&m.inputs(inp), &dy_m);
+    let g = crate::scan::backward(&m.inputs(inp), &dy_m);
     let mut out = CrossScanGrads {
         u: vec![0.0; n * l * c],
         delta: vec![0.0; n * k * l * c],
@@ -333,12 +279,10 @@ impl MambaLayout {
     }
 }
 
-const LANES: usize = 8;
-
 /// The fast cross scan: threads over (batch, 8-channel block), AVX2 when available.
 /// Returns `y`, `(N, L, D)`, summed over the four directions.
 pub fn cross_scan(inp: &CrossScanInputs<'_>) -> Result<Vec<f32>, ScanError> {
-    cross_scan_impl(inp, crate::cpu::has_avx2_fma())
+    cross_scan_impl(inp, has_avx2_fma())
 }
 
 pub(crate) fn cross_scan_impl(
@@ -366,7 +310,7 @@ pub(crate) fn cross_scan_impl(
             #[cfg(target_arch = "x86_64")]
             if simd && lanes == LANES {
                 // SAFETY: AVX2 and FMA are present (checked by the caller).
-                unsafe { crate::cpu::avx2::cross_block(inp, b, c0, &mut part) };
+                unsafe { avx2::cross_block(inp, b, c0, &mut part) };
                 return part;
             }
             let _ = simd;
@@ -404,14 +348,81 @@ fn block_portable(inp: &CrossScanInputs<'_>, b: usize, c0: usize, lanes: usize, 
                 let pos = position(ki, t, &d);
                 let u = inp.u[(b * l + pos) * c + c0 + j];
                 let raw = inp.delta[((b * k + ki) * l + pos) * c + c0 + j] + inp.delta_bias[ch];
-                let dt = crate::softplus(raw);
+                let dt = softplus(raw);
                 let row = &inp.x_dbl[((b * l + pos) * k + ki) * p..][..p];
                 let mut y = inp.d[ch] * u;
                 for si in 0..s {
-                    h[si] = crate::cpu::fast_exp(dt * arow[si]) * h[si] + dt * u * row[r + si];
+                    h[si] = fast_exp(dt * arow[si]) * h[si] + dt * u * row[r + si];
                     y += h[si] * row[r + s + si];
                 }
                 part[pos * LANES + j] += y;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! [`super::block_portable`] with AVX2 + FMA intrinsics, eight full lanes.
+
+    use std::arch::x86_64::*;
+
+    use super::CrossScanInputs;
+    use crate::math::avx2::{exp256, softplus256};
+    use crate::math::LANES;
+
+    /// Cross scan, one batch and eight channels `c0..c0 + 8`, all four directions;
+    /// accumulates into `part[pos * 8 + j]`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn cross_block(
+        inp: &CrossScanInputs<'_>,
+        b: usize,
+        c0: usize,
+        part: &mut [f32],
+    ) {
+        let d = inp.dims;
+        let (l, c, s, r, p, k) = (d.len(), d.channels, d.d_state, d.dt_rank, d.proj(), 4);
+        let col: Vec<usize> = (0..l)
+            .map(|t| (t % d.height) * d.width + t / d.height)
+            .collect();
+        let mut h = vec![_mm256_setzero_ps(); s];
+        let mut a = vec![_mm256_setzero_ps(); s];
+        let mut lane = [0f32; LANES];
+        for ki in 0..k {
+            for (si, av) in a.iter_mut().enumerate() {
+                for (j, v) in lane.iter_mut().enumerate() {
+                    *v = inp.a[(ki * c + c0 + j) * s + si];
+                }
+                *av = _mm256_loadu_ps(lane.as_ptr());
+            }
+            let dskip = _mm256_loadu_ps(inp.d[ki * c + c0..].as_ptr());
+            let bias = _mm256_loadu_ps(inp.delta_bias[ki * c + c0..].as_ptr());
+            h.iter_mut().for_each(|v| *v = _mm256_setzero_ps());
+            let u_base = &inp.u[b * l * c..(b + 1) * l * c];
+            let d_base = &inp.delta[(b * k + ki) * l * c..(b * k + ki + 1) * l * c];
+            let x_base = &inp.x_dbl[b * l * k * p..(b + 1) * l * k * p];
+            for t in 0..l {
+                let tt = if ki >= 2 { l - 1 - t } else { t };
+                let pos = if ki % 2 == 1 { col[tt] } else { tt };
+                let u = _mm256_loadu_ps(u_base[pos * c + c0..pos * c + c0 + LANES].as_ptr());
+                let raw = _mm256_add_ps(
+                    _mm256_loadu_ps(d_base[pos * c + c0..pos * c + c0 + LANES].as_ptr()),
+                    bias,
+                );
+                let dt = softplus256(raw);
+                let du = _mm256_mul_ps(dt, u);
+                let mut y = _mm256_mul_ps(dskip, u);
+                let row = &x_base[(pos * k + ki) * p + r..(pos * k + ki) * p + r + 2 * s];
+                for si in 0..s {
+                    let decay = exp256(_mm256_mul_ps(dt, a[si]));
+                    let hn =
+                        _mm256_fmadd_ps(decay, h[si], _mm256_mul_ps(du, _mm256_set1_ps(row[si])));
+                    h[si] = hn;
+                    y = _mm256_fmadd_ps(hn, _mm256_set1_ps(row[s + si]), y);
+                }
+                let o = &mut part[pos * LANES..pos * LANES + LANES];
+                let acc = _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), y);
+                _mm256_storeu_ps(o.as_mut_ptr(), acc);
             }
         }
     }
@@ -501,6 +512,8 @@ mod tests {
         }
     }
 
+    /// The reference backward (ground truth of the fast one, see the `cross_bwd` tests)
+    /// against finite differences of the reference forward.
     #[test]
     fn backward_matches_finite_differences() {
         let dims = CrossScanDims {
@@ -537,7 +550,7 @@ mod tests {
             d: &d,
             delta_bias: &bias,
         };
-        let g = cross_scan_backward(&inp, &w).unwrap();
+        let g = cross_scan_backward_reference(&inp, &w).unwrap();
         let h = 1e-2f32;
         let fd = |which: usize, i: usize| {
             let mut v = [u.clone(), delta.clone(), x_dbl.clone()];

@@ -1,4 +1,5 @@
-//! Backward pass of the cross scan in channels-last layout, eight channels per SIMD lane group.
+//! Backward pass of the cross scan ([`cross_scan_backward`]) in channels-last layout, eight
+//! channels per SIMD lane group.
 //!
 //! Work is split into tasks `(batch element, channel range)`, with at most [`TASKS_PER_BATCH`]
 //! ranges per batch element whatever the thread count, and every sum across tasks is taken in
@@ -17,11 +18,11 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::{fast_exp, fast_sigmoid, fast_softplus};
-use crate::cross::{position, CrossScanGrads, CrossScanInputs, DIRECTIONS};
-use crate::ScanError;
+use crate::cross::{CrossScanGrads, CrossScanInputs};
+use crate::dims::ScanError;
+use crate::math::{fast_exp, fast_sigmoid, fast_softplus, has_avx2_fma, LANES};
+use crate::order::{position, DIRECTIONS};
 
-const LANES: usize = 8;
 type V = [f32; LANES];
 /// Channel ranges per batch element (fixed, so the summation order never changes).
 const TASKS_PER_BATCH: usize = 4;
@@ -51,7 +52,18 @@ struct Scratch {
     hist: Vec<V>,
 }
 
-pub(crate) fn cross_scan_backward_fast(
+/// Backward pass of [`crate::cross_scan`] for `dy` `(N, L, D)`: gradients of `sum(y * dy)`,
+/// computed channels-last eight channels at a time in float32 (see the module docs).
+pub fn cross_scan_backward(
+    inp: &CrossScanInputs<'_>,
+    dy: &[f32],
+) -> Result<CrossScanGrads, ScanError> {
+    cross_scan_backward_fast(inp, dy, has_avx2_fma())
+}
+
+/// [`cross_scan_backward`] with the AVX2 kernel when `simd` (true only where the CPU has AVX2
+/// and FMA), the portable one otherwise.
+fn cross_scan_backward_fast(
     inp: &CrossScanInputs<'_>,
     dy: &[f32],
     simd: bool,
@@ -176,8 +188,9 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{Scratch, TaskOut, LANES};
-    use crate::cpu::avx2::{exp256, softplus256};
-    use crate::cross::{position, CrossScanInputs, DIRECTIONS};
+    use crate::cross::CrossScanInputs;
+    use crate::math::avx2::{exp256, softplus256};
+    use crate::order::{position, DIRECTIONS};
 
     /// Sum of the lanes as `((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7))`, the order of
     /// the portable `hsum`.
@@ -456,7 +469,8 @@ fn block_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cross::{cross_scan_backward_reference, CrossScanDims};
+    use crate::cross::cross_scan_backward_reference;
+    use crate::dims::CrossScanDims;
     use proptest::prelude::*;
 
     struct Rng(u64);
@@ -507,7 +521,7 @@ mod tests {
             delta_bias: &bias,
         };
         let want = cross_scan_backward_reference(&inp, &dy).unwrap();
-        let simds: &[bool] = if crate::cpu::has_avx2_fma() {
+        let simds: &[bool] = if has_avx2_fma() {
             &[false, true]
         } else {
             &[false]
@@ -596,7 +610,7 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap()
-                .install(|| crate::cross_scan_backward(&inp, &bufs[6]).unwrap())
+                .install(|| cross_scan_backward(&inp, &bufs[6]).unwrap())
         };
         assert_eq!(run(1), run(3));
     }

@@ -1,4 +1,4 @@
-//! Shapes and argument checking for the scan.
+//! Shapes and argument checking for the scan and the cross scan. Uses only [`crate::math`].
 
 /// Errors from the scan: always a caller's shape mistake.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,6 +65,38 @@ impl ScanDims {
     }
 }
 
+/// Dimensions of one cross-scan call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrossScanDims {
+    /// Batch `N`.
+    pub batch: usize,
+    /// Feature-map height `H`.
+    pub height: usize,
+    /// Feature-map width `W`.
+    pub width: usize,
+    /// Channels `D` (SS2D's d_inner).
+    pub channels: usize,
+    /// State size `S`.
+    pub d_state: usize,
+    /// Delta rank `R`.
+    pub dt_rank: usize,
+}
+
+impl CrossScanDims {
+    /// Sequence length `H * W`.
+    pub fn len(&self) -> usize {
+        self.height * self.width
+    }
+    /// True when the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Width of one direction's projection row: `R + 2S`.
+    pub fn proj(&self) -> usize {
+        self.dt_rank + 2 * self.d_state
+    }
+}
+
 /// Borrowed scan arguments in mamba's layouts.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanInputs<'a> {
@@ -113,7 +145,7 @@ impl ScanInputs<'_> {
     pub(crate) fn dt(&self, x: f32, ch: usize) -> f32 {
         let v = x + self.delta_bias[ch];
         if self.delta_softplus {
-            crate::softplus(v)
+            crate::math::softplus(v)
         } else {
             v
         }

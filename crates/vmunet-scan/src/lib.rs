@@ -11,12 +11,43 @@
 //! Two implementations share the [`SelectiveScan`] interface: [`ReferenceScan`], a sequential
 //! float64 transcription of mamba's `selective_scan_ref` (exact, for tests), and [`CpuScan`], a
 //! vectorised, multi-threaded float32 kernel (the default). Both provide the backward pass.
-//! [`ScanBackend`] connects the scan to burn tensors; [`DwConvBackend`] does the same for
-//! SS2D's depthwise convolution ([`depthwise_conv2d`]), whose host version makes CPU training
-//! fast.
+//! [`cross_scan`] and [`cross_scan_backward`] run SS2D's four-direction scan channels-last
+//! ([`cross_scan_reference`] and [`cross_scan_backward_reference`] are their ground truths);
+//! [`depthwise_conv2d`] is SS2D's depthwise convolution on host buffers.
+//!
+//! # Features
+//!
+//! Without features the crate is the host kernels above, on plain `f32` slices: no burn, so a
+//! deployment build (the ONNX runtimes' custom operator, [`cross_scan_op`]) does not compile
+//! it. The `burn` feature adds `ScanBackend`, which connects the scan to burn tensors,
+//! `DwConvBackend`, the same for the depthwise convolution, and their autodiff registration;
+//! `wgpu` and `cuda` (both imply `burn`) add the CubeCL kernel for burn-wgpu / burn-cuda.
+//!
+//! # Modules
+//!
+//! Modules depend only on the ones listed before them (a DAG; no module imports a later one):
+//!
+//! 1. leaves: `math` (PyTorch's softplus, branch-free `exp` / `softplus` / `sigmoid`, their
+//!    AVX2 versions in `math::avx2`, the CPU feature check), `dims` (shapes, inputs, errors;
+//!    uses `math`), `order` (SS2D's scan orders [`position`] and [`DIRECTIONS`]; uses `dims`),
+//!    and `dwconv` (the depthwise convolution; self-contained);
+//! 2. `scan`: the [`SelectiveScan`] trait, [`ScanGrads`] and the float64 host backward every
+//!    implementation shares;
+//! 3. `reference` ([`ReferenceScan`]) and `cpu` ([`CpuScan`], portable and AVX2);
+//! 4. `cross`: the forward cross scan (portable and AVX2), its reference composition through
+//!    mamba's layout and the reference backward, the custom operator's entry point;
+//! 5. `cross_bwd`: the fast cross-scan backward, checked against `cross`'s reference;
+//! 6. with the `burn` feature: `burn_op` (the burn-facing traits over all of the above), then
+//!    `autodiff` (their `Autodiff<B>` implementations) and, with `wgpu` / `cuda`, `cube` (the
+//!    CubeCL kernel).
+//!
+//! The crate root only declares the modules and re-exports their public items.
 
+#![deny(missing_docs)]
+
+#[cfg(feature = "burn")]
 mod autodiff;
-mod backward;
+#[cfg(feature = "burn")]
 mod burn_op;
 mod cpu;
 mod cross;
@@ -25,73 +56,25 @@ mod cross_bwd;
 mod cube;
 mod dims;
 mod dwconv;
+mod math;
+mod order;
 mod reference;
+mod scan;
 
+#[cfg(feature = "burn")]
 pub use burn_op::{
     burn_depthwise_conv2d, burn_depthwise_conv2d_backward, host_scan, selective_scan,
     CrossScanTensorGrads, DwConvBackend, DwConvTensorGrads, ScanBackend,
 };
 pub use cpu::CpuScan;
 pub use cross::{
-    cross_scan, cross_scan_backward, cross_scan_backward_reference, cross_scan_op,
-    cross_scan_reference, position, CrossScanDims, CrossScanGrads, CrossScanInputs, DIRECTIONS,
-    ONNX_DOMAIN, ONNX_OP,
+    cross_scan, cross_scan_backward_reference, cross_scan_op, cross_scan_reference, CrossScanGrads,
+    CrossScanInputs, ONNX_DOMAIN, ONNX_OP,
 };
-pub use dims::{ScanDims, ScanError, ScanInputs};
+pub use cross_bwd::cross_scan_backward;
+pub use dims::{CrossScanDims, ScanDims, ScanError, ScanInputs};
 pub use dwconv::{depthwise_conv2d, depthwise_conv2d_backward, DwConvDims, DwConvGrads};
+pub use math::softplus;
+pub use order::{position, DIRECTIONS};
 pub use reference::ReferenceScan;
-
-/// Gradients of the scan output with respect to every input, in the inputs' layouts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScanGrads {
-    /// d/du, `(B, C, L)`.
-    pub u: Vec<f32>,
-    /// d/d(delta) before the bias and softplus, `(B, C, L)`.
-    pub delta: Vec<f32>,
-    /// d/dA, `(C, N)`.
-    pub a: Vec<f32>,
-    /// d/dB, `(B, K, N, L)`.
-    pub b: Vec<f32>,
-    /// d/dC, `(B, K, N, L)`.
-    pub c: Vec<f32>,
-    /// d/dD, `(C)`.
-    pub d: Vec<f32>,
-    /// d/d(delta_bias), `(C)`.
-    pub delta_bias: Vec<f32>,
-}
-
-/// A selective-scan implementation: forward and backward over host buffers.
-pub trait SelectiveScan: Send + Sync {
-    /// Short name for reports.
-    fn name(&self) -> &'static str;
-
-    /// Computes `y` with layout `(B, C, L)`.
-    fn forward(&self, inputs: &ScanInputs<'_>) -> Result<Vec<f32>, ScanError>;
-
-    /// Computes the gradients of `sum(y * dy)` with respect to every input.
-    fn backward(&self, inputs: &ScanInputs<'_>, dy: &[f32]) -> Result<ScanGrads, ScanError> {
-        inputs.dims.check_len("dy", dy.len(), inputs.dims.x_len())?;
-        inputs.validate()?;
-        Ok(backward::backward(inputs, dy))
-    }
-}
-
-/// PyTorch's `softplus` (beta 1, threshold 20): linear above 20.
-#[inline(always)]
-pub fn softplus(x: f32) -> f32 {
-    if x > 20.0 {
-        x
-    } else {
-        x.exp().ln_1p()
-    }
-}
-
-/// `softplus` in float64, same threshold.
-#[inline(always)]
-pub(crate) fn softplus64(x: f64) -> f64 {
-    if x > 20.0 {
-        x
-    } else {
-        x.exp().ln_1p()
-    }
-}
+pub use scan::{ScanGrads, SelectiveScan};

@@ -1,6 +1,8 @@
 //! Sequential reference, a float64 transcription of mamba's `selective_scan_ref`.
 
-use crate::{softplus64, ScanError, ScanInputs, SelectiveScan};
+use crate::dims::{ScanError, ScanInputs};
+use crate::math::softplus64;
+use crate::scan::SelectiveScan;
 
 /// Exact sequential scan in float64 (slow; for tests and as the ground truth).
 #[derive(Debug, Default, Clone, Copy)]

@@ -3,8 +3,8 @@
 //!
 //! Needs a Vulkan adapter. On a machine without a GPU, `make lavapipe` installs Mesa's software
 //! Vulkan driver and `make test-kernel` runs this file with the right environment. Without an
-//! adapter the test fails, unless `VMUNET_SKIP_GPU_KERNEL=1`.
-#![cfg(feature = "wgpu")]
+//! adapter the test fails, unless `VMUNET_SKIP_GPU_KERNEL=1`. Built only with the `wgpu`
+//! feature (`required-features` in Cargo.toml).
 
 use burn::backend::wgpu::{WgpuDevice, WgpuRuntime};
 use burn::tensor::{Tensor, TensorData};

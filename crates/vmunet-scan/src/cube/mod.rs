@@ -55,7 +55,9 @@ use burn_cubecl::{
 };
 use cubecl::{CubeCount, CubeDim};
 
-use crate::{CrossScanDims, CrossScanTensorGrads, DwConvBackend, ScanBackend, DIRECTIONS};
+use crate::burn_op::{CrossScanTensorGrads, DwConvBackend, ScanBackend};
+use crate::dims::CrossScanDims;
+use crate::order::DIRECTIONS;
 
 /// Steps between two stored states of the backward (the recompute chunk).
 pub const CHUNK: usize = 64;

@@ -1,13 +1,51 @@
-//! Backward pass shared by every host implementation: recompute the states of one channel,
-//! then walk the sequence backwards. Threads over (batch, direction group).
+//! The [`SelectiveScan`] interface over host buffers, its gradients ([`ScanGrads`]), and the
+//! backward pass shared by every host implementation: recompute the states of one channel,
+//! then walk the sequence backwards (float64 accumulation). Threads over (batch, direction
+//! group).
 
 use rayon::prelude::*;
 
-use crate::{ScanGrads, ScanInputs};
+use crate::dims::{ScanError, ScanInputs};
+
+/// Gradients of the scan output with respect to every input, in the inputs' layouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanGrads {
+    /// d/du, `(B, C, L)`.
+    pub u: Vec<f32>,
+    /// d/d(delta) before the bias and softplus, `(B, C, L)`.
+    pub delta: Vec<f32>,
+    /// d/dA, `(C, N)`.
+    pub a: Vec<f32>,
+    /// d/dB, `(B, K, N, L)`.
+    pub b: Vec<f32>,
+    /// d/dC, `(B, K, N, L)`.
+    pub c: Vec<f32>,
+    /// d/dD, `(C)`.
+    pub d: Vec<f32>,
+    /// d/d(delta_bias), `(C)`.
+    pub delta_bias: Vec<f32>,
+}
+
+/// A selective-scan implementation: forward and backward over host buffers.
+pub trait SelectiveScan: Send + Sync {
+    /// Short name for reports.
+    fn name(&self) -> &'static str;
+
+    /// Computes `y` with layout `(B, C, L)`.
+    fn forward(&self, inputs: &ScanInputs<'_>) -> Result<Vec<f32>, ScanError>;
+
+    /// Computes the gradients of `sum(y * dy)` with respect to every input.
+    fn backward(&self, inputs: &ScanInputs<'_>, dy: &[f32]) -> Result<ScanGrads, ScanError> {
+        inputs.dims.check_len("dy", dy.len(), inputs.dims.x_len())?;
+        inputs.validate()?;
+        Ok(backward(inputs, dy))
+    }
+}
 
 /// Per (batch, group): the group index and its partial dA, dD, d(delta_bias).
 type GroupPartial = (usize, Vec<f64>, Vec<f64>, Vec<f64>);
 
+/// Gradients of `sum(y * dy)` for valid `inp` and `dy` (checked by the callers).
 pub(crate) fn backward(inp: &ScanInputs<'_>, dy: &[f32]) -> ScanGrads {
     let d = inp.dims;
     let (len, n_st, cpg) = (d.len, d.d_state, d.channels_per_group());
