@@ -15,7 +15,9 @@ use vmunet_onnx::{export, write, ExportOptions, ScanForm};
 use vmunet_runtime::BurnRuntime;
 use vmunet_runtime::Runtime;
 
-use crate::util::{group, peak_rss_bytes, scan_form_label, EngineArgs};
+#[cfg(feature = "full")]
+use crate::source::group;
+use crate::util::{peak_rss_bytes, scan_form_label, EngineArgs};
 
 /// Official PyTorch eager forward, paper size, 1x3x256x256, 2 threads, same machine class
 /// (fixture README): the reference the ratios are computed against.
@@ -209,9 +211,8 @@ fn bench_checkpoint(a: &Args, threads: usize, rows: &mut Vec<Row>) -> Result<(St
     let cfg = loaded.config.clone();
     let shape = [a.batch, cfg.input_channels, a.size, a.size];
     loaded.model.check_input(shape)?;
-    let reference = cfg == vmunet_model::VmUnetConfig::paper(cfg.num_classes)
-        && a.size == 256
-        && a.batch == 1;
+    let reference =
+        cfg == vmunet_model::VmUnetConfig::paper(cfg.num_classes) && a.size == 256 && a.batch == 1;
     let header = format!(
         "{} ({} parameters), input {:?}",
         loaded.label,

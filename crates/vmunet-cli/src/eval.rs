@@ -21,7 +21,12 @@ pub struct Args {
     #[arg(long, requires = "model")]
     runtime: Option<vmunet_runtime::RuntimeKind>,
     /// Device profile (devices/*.toml) for --model.
-    #[arg(long, value_name = "PROFILE.toml", requires = "model", conflicts_with = "runtime")]
+    #[arg(
+        long,
+        value_name = "PROFILE.toml",
+        requires = "model",
+        conflicts_with = "runtime"
+    )]
     profile: Option<PathBuf>,
     /// Dataset folder: ISIC layout (evaluates val/), a plain folder with images/ and masks/,
     /// or Synapse (evaluates test_vol_h5/).
@@ -103,10 +108,12 @@ fn output_classes(session: &Session) -> Result<usize> {
     let file = session
         .file()
         .context("an ONNX session has its file information")?;
-    let cfg = file
-        .metadata
-        .get("vmunet.config")
-        .with_context(|| format!("{}: no architecture config in the metadata", file.path.display()))?;
+    let cfg = file.metadata.get("vmunet.config").with_context(|| {
+        format!(
+            "{}: no architecture config in the metadata",
+            file.path.display()
+        )
+    })?;
     let cfg: vmunet_model::VmUnetConfig = serde_json::from_str(cfg)
         .with_context(|| format!("{}: unreadable architecture config", file.path.display()))?;
     Ok(cfg.num_classes)

@@ -8,9 +8,9 @@ use anyhow::Result;
 use burn::module::Module;
 
 #[cfg(feature = "full")]
-use crate::source::ModelSource;
+use crate::source::group;
 #[cfg(feature = "full")]
-use crate::util::group;
+use crate::source::ModelSource;
 
 /// Arguments of `vmunet info`.
 #[derive(clap::Args)]
@@ -23,7 +23,10 @@ pub struct Args {
         feature = "full",
         arg(long, value_name = "model.onnx", conflicts_with_all = ["checkpoint", "preset"])
     )]
-    #[cfg_attr(not(feature = "full"), arg(long, value_name = "model.onnx", required = true))]
+    #[cfg_attr(
+        not(feature = "full"),
+        arg(long, value_name = "model.onnx", required = true)
+    )]
     model: Option<PathBuf>,
     /// Input size (H = W) for the stage shapes.
     #[arg(long, default_value_t = 256)]
@@ -57,7 +60,11 @@ fn onnx_info(path: &std::path::Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("model:        {} ({:.2} MB)", path.display(), bytes as f64 / 1e6);
+    println!(
+        "model:        {} ({:.2} MB)",
+        path.display(),
+        bytes as f64 / 1e6
+    );
     println!("input:        {}", file.input);
     for (k, v) in &file.metadata {
         println!("{k:<26}{v}");

@@ -7,8 +7,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use vmunet_model::{checkpoint, CpuBackend};
 
-use crate::source::Preset;
-use crate::util::group;
+use crate::source::{group, Preset};
 
 /// Arguments of `vmunet init`.
 #[derive(clap::Args)]

@@ -2,27 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use vmunet_runtime::{Session, SessionOptions};
 #[cfg(feature = "full")]
 use crate::source::ModelSource;
+use anyhow::{Context, Result};
+use vmunet_runtime::{Session, SessionOptions};
 
 /// Creates `dir` (and parents) with a clear error.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
-}
-
-/// Thousands separators for counts.
-pub fn group(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// Peak resident set size of this process in bytes (Linux), if known.
@@ -45,7 +32,10 @@ pub struct EngineArgs {
         feature = "full",
         arg(long, value_name = "model.onnx", conflicts_with_all = ["checkpoint", "preset"])
     )]
-    #[cfg_attr(not(feature = "full"), arg(long, value_name = "model.onnx", required = true))]
+    #[cfg_attr(
+        not(feature = "full"),
+        arg(long, value_name = "model.onnx", required = true)
+    )]
     pub model: Option<PathBuf>,
     /// Runtime: `tract` or `ort` for --model (default tract), `burn` for a checkpoint.
     #[arg(long)]

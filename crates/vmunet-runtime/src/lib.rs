@@ -19,9 +19,13 @@ pub use custom::uses_custom_scan;
 pub use model_file::{ModelDim, ModelFile, ModelInput};
 #[cfg(feature = "ort")]
 pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
+pub use parity::{
+    check_parity, image_inputs, random_inputs, ParityInput, ParityReport, RuntimeParity,
+};
 pub use profile::{DeviceProfile, Precision, ProfileError, ProviderName, TensorRtSection};
-pub use parity::{check_parity, image_inputs, random_inputs, ParityInput, ParityReport, RuntimeParity};
-pub use segment::{timing_csv, SegmentError, SegmentedFile, Segmentation, Segmenter, SegmenterOptions, Timing};
+pub use segment::{
+    timing_csv, SegmentError, Segmentation, SegmentedFile, Segmenter, SegmenterOptions, Timing,
+};
 pub use session::{Session, SessionOptions};
 pub use tract_rt::TractRuntime;
 use vmunet_data::Array;
@@ -108,4 +112,3 @@ impl std::str::FromStr for RuntimeKind {
         }
     }
 }
-

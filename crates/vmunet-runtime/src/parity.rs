@@ -207,8 +207,8 @@ pub fn check_parity(
             }
             count += r.data.len();
             let (mg, mr) = (mask_of(&got.data, &got.shape), mask_of(&r.data, &r.shape));
-            let same = mg.iter().zip(&mr).filter(|(a, b)| a == b).count() as f64
-                / mg.len().max(1) as f64;
+            let same =
+                mg.iter().zip(&mr).filter(|(a, b)| a == b).count() as f64 / mg.len().max(1) as f64;
             row.min_mask_agreement = row.min_mask_agreement.min(same);
             let fg = |m: &[u8]| m.iter().map(|&v| v > 0).collect::<Vec<bool>>();
             let (fg_g, fg_r) = (fg(&mg), fg(&mr));
@@ -271,7 +271,10 @@ mod tests {
             reference.as_mut(),
             vec![
                 ("chunked".into(), Ok(open("tiny-chunked.onnx"))),
-                ("shifted".into(), Ok(Box::new(Shifted(open("tiny-scan.onnx"), 0.5)))),
+                (
+                    "shifted".into(),
+                    Ok(Box::new(Shifted(open("tiny-scan.onnx"), 0.5))),
+                ),
                 (
                     "missing".into(),
                     Err(RuntimeError::Backend {
@@ -294,7 +297,10 @@ mod tests {
         assert_eq!(report.ran(), 2);
         assert!(!report.passed());
         let table = report.markdown();
-        assert!(table.contains("FAIL") && table.contains("not run"), "{table}");
+        assert!(
+            table.contains("FAIL") && table.contains("not run"),
+            "{table}"
+        );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["runtimes"][0]["pass"], true);
     }

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use vmunet_data::Array;
 
+use crate::{DeviceProfile, ModelDim, ModelFile, Runtime, RuntimeError, RuntimeKind, TractRuntime};
 #[cfg(feature = "ort")]
 use crate::{OrtOptions, OrtRuntime};
-use crate::{DeviceProfile, ModelDim, ModelFile, Runtime, RuntimeError, RuntimeKind, TractRuntime};
 
 /// How to open a model file: the runtime, a device profile, a thread count.
 ///

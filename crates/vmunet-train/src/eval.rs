@@ -50,7 +50,10 @@ impl<B: Backend> LogitSource<B> for RuntimeSource<'_> {
         };
         let y = self.runtime.run(&x)?;
         let dims: [usize; 4] = y.shape.clone().try_into().map_err(|_| {
-            TrainError::Batch(format!("the model returned a {:?} output, not 4-D", y.shape))
+            TrainError::Batch(format!(
+                "the model returned a {:?} output, not 4-D",
+                y.shape
+            ))
         })?;
         Ok(Tensor::from_data(TensorData::new(y.data, dims), &device))
     }
@@ -441,7 +444,9 @@ pub fn evaluate<B: Backend>(
     if classes != 1 {
         return Err(TrainError::Run {
             path: model.into(),
-            reason: format!("ISIC evaluation needs a one-class model, this one has {classes} classes"),
+            reason: format!(
+                "ISIC evaluation needs a one-class model, this one has {classes} classes"
+            ),
         });
     }
     let size = opts.size.unwrap_or(256);
