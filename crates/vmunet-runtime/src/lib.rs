@@ -6,6 +6,8 @@ mod burn_rt;
 mod custom;
 mod model_file;
 #[cfg(feature = "ort")]
+pub mod ort_lib;
+#[cfg(feature = "ort")]
 mod ort_rt;
 mod profile;
 mod tract_rt;
@@ -16,6 +18,8 @@ use std::path::Path;
 pub use burn_rt::BurnRuntime;
 pub use custom::uses_custom_scan;
 pub use model_file::{ModelDim, ModelFile, ModelInput};
+#[cfg(feature = "ort")]
+pub use ort_lib::{OrtLibError, OrtLibrary, MIN_ORT_VERSION};
 #[cfg(feature = "ort")]
 pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
 pub use profile::{DeviceProfile, Precision, ProfileError, ProviderName, TensorRtSection};
