@@ -23,7 +23,7 @@ export ORT_DYLIB_PATH ?= $(shell ls $(abspath $(VENV))/lib/python3*/site-package
 include mk/hdf5.mk
 include mk/lavapipe.mk
 
-.PHONY: all build test lint fmt demo demo-train bench clean toolchain venv
+.PHONY: all build test test-ort-matrix lint fmt demo demo-train bench clean toolchain venv
 
 all: build
 
@@ -49,6 +49,15 @@ test: toolchain venv hdf5 lavapipe
 	VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace
 	$(MAKE) --no-print-directory test-kernel
 	CARGO_TARGET_DIR=$(KERNEL_TARGET_DIR) $(CARGO) check -p vmunet-cli --features cuda
+
+# The binary against the libonnxruntime.so of ONNX Runtime 1.20.1, 1.23.2 and $(ORT_VERSION) (wheels
+# fetched once into build/ort/): forward matches tract within 1e-4 for every golden form, 1.19.2 is
+# refused with one clear message, and the library is found without ORT_DYLIB_PATH.
+# VMUNET_BIN picks the binary (default: the debug build).
+VMUNET_BIN ?= $(BIN_DEBUG)
+test-ort-matrix: toolchain venv
+	$(if $(filter $(BIN_DEBUG),$(VMUNET_BIN)),$(CARGO) build -p vmunet-cli)
+	VMUNET_BIN=$(VMUNET_BIN) ORT_VERSION=$(ORT_VERSION) PYTHON=$(VENV)/bin/python tests/ort-matrix.sh
 
 lint: toolchain hdf5
 	$(CARGO) fmt --all -- --check

@@ -6,6 +6,8 @@ mod burn_rt;
 mod custom;
 mod model_file;
 #[cfg(feature = "ort")]
+pub mod ort_lib;
+#[cfg(feature = "ort")]
 mod ort_rt;
 mod parity;
 mod profile;
@@ -17,6 +19,8 @@ mod tract_rt;
 pub use burn_rt::BurnRuntime;
 pub use custom::uses_custom_scan;
 pub use model_file::{ModelDim, ModelFile, ModelInput};
+#[cfg(feature = "ort")]
+pub use ort_lib::{OrtLibError, OrtLibrary, MIN_ORT_VERSION};
 #[cfg(feature = "ort")]
 pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
 pub use parity::{

@@ -9,6 +9,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 use vmunet_data::Array;
 
+use crate::ort_lib::OrtLibrary;
 use crate::{ModelFile, Runtime, RuntimeError};
 
 /// An execution provider and its options.
@@ -102,7 +103,8 @@ pub struct OrtOptions {
     pub providers: Vec<Provider>,
     /// Intra-op threads (None: ONNX Runtime's default).
     pub threads: Option<usize>,
-    /// `libonnxruntime.so`; None reads `ORT_DYLIB_PATH`.
+    /// `libonnxruntime.so`; None reads `ORT_DYLIB_PATH`, then looks beside the executable, in
+    /// `../lib` and through the system loader ([`crate::ort_lib`]).
     pub library: Option<PathBuf>,
 }
 
@@ -121,11 +123,13 @@ pub struct OrtRuntime {
     file: ModelFile,
     session: Session,
     provider: Provider,
+    library: &'static OrtLibrary,
     /// Providers that failed to register, with ONNX Runtime's reason.
     pub skipped: Vec<(String, String)>,
 }
 
-static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+/// The process's ONNX Runtime environment and the library it runs on (the first call decides).
+static ENV: OnceLock<Result<(ort::environment::Environment, OrtLibrary), String>> = OnceLock::new();
 
 fn ort_err(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Backend {
@@ -134,36 +138,23 @@ fn ort_err(e: impl std::fmt::Display) -> RuntimeError {
     }
 }
 
+/// Finds and vets the library ([`crate::ort_lib::locate`]), then initialises `ort` from it.
 fn environment(
     library: Option<&Path>,
-) -> Result<&'static ort::environment::Environment, RuntimeError> {
+) -> Result<&'static (ort::environment::Environment, OrtLibrary), RuntimeError> {
     let env = ENV.get_or_init(|| {
-        let lib = library
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
-            .ok_or_else(|| {
-                "ONNX Runtime library not configured: set ORT_DYLIB_PATH to libonnxruntime.so \
-                 (`make venv` installs one from the onnxruntime wheel under build/venv/; on Jetson \
-                 use JetPack's build)"
-                    .to_string()
-            })?;
-        if !lib.is_file() {
-            return Err(format!(
-                "ONNX Runtime library {} does not exist: set ORT_DYLIB_PATH to libonnxruntime.so \
-                 (`make venv` installs one under build/venv/)",
-                lib.display()
-            ));
-        }
-        ort::init_from(&lib)
-            .map_err(|e| {
-                format!(
-                    "cannot load {}: {e} (ONNX Runtime 1.20 or newer is required)",
-                    lib.display()
-                )
-            })?
+        let lib = crate::ort_lib::locate(library).map_err(|e| e.to_string())?;
+        let env = ort::init_from(&lib.path)
+            .map_err(|e| format!("cannot load {}: {e}", lib.path.display()))?
             .with_name("vmunet")
             .build()
-            .map_err(|e| format!("cannot initialise ONNX Runtime from {}: {e}", lib.display()))
+            .map_err(|e| {
+                format!(
+                    "cannot initialise ONNX Runtime from {}: {e}",
+                    lib.path.display()
+                )
+            })?;
+        Ok((env, lib))
     });
     env.as_ref().map_err(|m| RuntimeError::Backend {
         runtime: "onnxruntime".into(),
@@ -175,7 +166,7 @@ impl OrtRuntime {
     /// Loads `path`, trying the providers in order.
     pub fn open(path: &Path, opts: &OrtOptions) -> Result<Self, RuntimeError> {
         let file = ModelFile::read(path)?;
-        let env = environment(opts.library.as_deref())?;
+        let (env, library) = environment(opts.library.as_deref())?;
         let mut providers = opts.providers.clone();
         if !providers.contains(&Provider::Cpu) {
             providers.push(Provider::Cpu);
@@ -202,6 +193,7 @@ impl OrtRuntime {
                         file,
                         session,
                         provider: p,
+                        library,
                         skipped,
                     })
                 }
@@ -221,6 +213,11 @@ impl OrtRuntime {
     pub fn provider(&self) -> &Provider {
         &self.provider
     }
+
+    /// The ONNX Runtime library the process loaded: path, version and how it was found.
+    pub fn library(&self) -> &'static OrtLibrary {
+        self.library
+    }
 }
 
 impl Runtime for OrtRuntime {
@@ -229,6 +226,12 @@ impl Runtime for OrtRuntime {
         for (name, why) in &self.skipped {
             s.push_str(&format!("; {name} unavailable: {why}"));
         }
+        s.push_str(&format!(
+            "; ONNX Runtime {} from {} ({})",
+            self.library.version,
+            self.library.path.display(),
+            self.library.source.describe()
+        ));
         s
     }
 
