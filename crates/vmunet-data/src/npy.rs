@@ -86,7 +86,12 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array, DataError> {
         .map(|s| s.parse::<usize>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| fmt_err(path, format!("bad shape ({shape_txt})")))?;
-    let count: usize = shape.iter().product();
+    // Checked: a corrupted header can declare more values than memory can address.
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|c| c.checked_mul(8).is_some())
+        .ok_or_else(|| fmt_err(path, format!("shape ({shape_txt}) is too large")))?;
     let body = &bytes[start + hlen..];
     let data: Vec<f32> = match descr {
         "<f4" | "|f4" => {

@@ -1,9 +1,17 @@
 //! Runtimes for exported VM-UNet models behind one trait: load a model file, run NCHW float32
 //! batches, report what ran. tract (pure Rust, any CPU) is built in.
+//!
+//! A malformed model is an error, never a panic: [`ModelFile::read`] checks the decoded graph
+//! ([`validate`]) before a back-end sees it, and a panic inside a back-end (opening, optimising
+//! or running) is caught at the session boundary and returned as [`RuntimeError::Panicked`];
+//! the session then refuses further runs ([`RuntimeError::Poisoned`]).
+
+#![deny(missing_docs)]
 
 #[cfg(feature = "burn")]
 mod burn_rt;
 mod custom;
+mod guard;
 mod model_file;
 #[cfg(feature = "ort")]
 pub mod ort_lib;
@@ -14,10 +22,12 @@ mod profile;
 mod segment;
 mod session;
 mod tract_rt;
+pub mod validate;
 
 #[cfg(feature = "burn")]
 pub use burn_rt::BurnRuntime;
 pub use custom::uses_custom_scan;
+pub use guard::panic_message;
 pub use model_file::{ModelDim, ModelFile, ModelInput};
 #[cfg(feature = "ort")]
 pub use ort_lib::{OrtLibError, OrtLibrary, MIN_ORT_VERSION};
@@ -60,6 +70,37 @@ pub enum RuntimeError {
         expected: String,
         /// What was given.
         found: Vec<usize>,
+    },
+    /// The file decodes as ONNX but its graph is malformed (see [`validate`]).
+    #[error("{path}: malformed ONNX model: {defect}")]
+    Malformed {
+        /// File.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        defect: validate::ModelDefect,
+    },
+    /// A back-end panicked; the panic was contained.
+    #[error("{runtime} panicked while {stage} {}: {message}", path.display())]
+    Panicked {
+        /// Runtime name.
+        runtime: String,
+        /// `loading` or `running`.
+        stage: &'static str,
+        /// File.
+        path: std::path::PathBuf,
+        /// The panic's message.
+        message: String,
+    },
+    /// A session whose back-end panicked in an earlier run; it is not run again.
+    #[error(
+        "{runtime} session for {} is unusable after a panic in an earlier run; open the model again",
+        path.display()
+    )]
+    Poisoned {
+        /// Runtime name.
+        runtime: String,
+        /// File.
+        path: std::path::PathBuf,
     },
     /// The back-end failed while preparing or running.
     #[error("{runtime}: {message}")]

@@ -86,6 +86,10 @@ impl ModelFile {
                 "protobuf decoding failed: {e}; the file may be truncated"
             ))
         })?;
+        crate::validate::check_model(&proto).map_err(|defect| RuntimeError::Malformed {
+            path: path.to_path_buf(),
+            defect,
+        })?;
         let graph = proto.graph.ok_or_else(|| bad("it has no graph".into()))?;
         if graph.node.is_empty() {
             return Err(bad("its graph has no nodes".into()));

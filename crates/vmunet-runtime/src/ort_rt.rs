@@ -9,6 +9,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 use vmunet_data::Array;
 
+use crate::guard::{contain, Poison};
 use crate::ort_lib::OrtLibrary;
 use crate::{ModelFile, Runtime, RuntimeError};
 
@@ -126,6 +127,7 @@ pub struct OrtRuntime {
     library: &'static OrtLibrary,
     /// Providers that failed to register, with ONNX Runtime's reason.
     pub skipped: Vec<(String, String)>,
+    poison: Poison,
 }
 
 /// The process's ONNX Runtime environment and the library it runs on (the first call decides).
@@ -163,8 +165,13 @@ fn environment(
 }
 
 impl OrtRuntime {
-    /// Loads `path`, trying the providers in order.
+    /// Loads `path`, trying the providers in order; a panic while loading is returned as
+    /// [`RuntimeError::Panicked`].
     pub fn open(path: &Path, opts: &OrtOptions) -> Result<Self, RuntimeError> {
+        contain("onnxruntime", "loading", path, || Self::load(path, opts))
+    }
+
+    fn load(path: &Path, opts: &OrtOptions) -> Result<Self, RuntimeError> {
         let file = ModelFile::read(path)?;
         let (env, library) = environment(opts.library.as_deref())?;
         let mut providers = opts.providers.clone();
@@ -195,6 +202,7 @@ impl OrtRuntime {
                         provider: p,
                         library,
                         skipped,
+                        poison: Poison::default(),
                     })
                 }
                 Err(e) if p == Provider::Cpu => {
@@ -241,9 +249,22 @@ impl Runtime for OrtRuntime {
 
     fn run(&mut self, input: &Array) -> Result<Array, RuntimeError> {
         self.file.check(&input.shape)?;
+        let path = self.file.path.clone();
+        let mut poison = std::mem::take(&mut self.poison);
+        let r = poison.run("onnxruntime", &path, || self.run_unguarded(input));
+        self.poison = poison;
+        r
+    }
+}
+
+impl OrtRuntime {
+    fn run_unguarded(&mut self, input: &Array) -> Result<Array, RuntimeError> {
         let x = Tensor::from_array((input.shape.clone(), input.data.clone().into_boxed_slice()))
             .map_err(ort_err)?;
         let outputs = self.session.run(ort::inputs![x]).map_err(ort_err)?;
+        if outputs.len() == 0 {
+            return Err(ort_err("the model produced no output"));
+        }
         let (shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(ort_err)?;
         Ok(Array {
             shape: shape.iter().map(|&d| d as usize).collect(),

@@ -7,6 +7,8 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use vmunet_data::Array;
 
+use crate::guard::{contain, Poison};
+use crate::validate::ModelDefect;
 use crate::{ModelFile, Runtime, RuntimeError};
 
 type Plan = Arc<TypedRunnableModel>;
@@ -18,6 +20,7 @@ pub struct TractRuntime {
     plans: HashMap<Vec<usize>, Plan>,
     executor: Executor,
     threads: usize,
+    poison: Poison,
 }
 
 fn backend(e: impl std::fmt::Display) -> RuntimeError {
@@ -35,7 +38,13 @@ impl TractRuntime {
 
     /// Loads and checks `path`; matrix products use a pool of `threads` threads (tract's
     /// multithreaded executor) when `threads > 1`.
+    ///
+    /// A panic inside tract while loading is returned as [`RuntimeError::Panicked`].
     pub fn open_with_threads(path: &Path, threads: usize) -> Result<Self, RuntimeError> {
+        contain("tract", "loading", path, || Self::load(path, threads))
+    }
+
+    fn load(path: &Path, threads: usize) -> Result<Self, RuntimeError> {
         let file = ModelFile::read(path)?;
         let mut onnx = tract_onnx::onnx();
         crate::custom::tract_op::register(&mut onnx);
@@ -57,6 +66,7 @@ impl TractRuntime {
             plans: HashMap::new(),
             executor,
             threads,
+            poison: Poison::default(),
         })
     }
 
@@ -69,11 +79,19 @@ impl TractRuntime {
         if let Some(p) = self.plans.get(shape) {
             return Ok(p.clone());
         }
-        let plan = self
+        let typed = self
             .model
             .clone()
             .with_input_fact(0, f32::fact(shape).into())
-            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .map_err(backend)?;
+        check_gathers(&typed).map_err(|defect| RuntimeError::Malformed {
+            path: self.file.path.clone(),
+            defect,
+        })?;
+        let plan = typed
+            .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(backend)?;
         self.plans.insert(shape.to_vec(), plan.clone());
@@ -96,14 +114,63 @@ impl Runtime for TractRuntime {
 
     fn run(&mut self, input: &Array) -> Result<Array, RuntimeError> {
         self.file.check(&input.shape)?;
+        let path = self.file.path.clone();
+        let mut poison = std::mem::take(&mut self.poison);
+        let r = poison.run("tract", &path, || self.run_unguarded(input));
+        self.poison = poison;
+        r
+    }
+}
+
+impl TractRuntime {
+    fn run_unguarded(&mut self, input: &Array) -> Result<Array, RuntimeError> {
         let plan = self.plan(&input.shape)?;
         let x = Tensor::from_shape(&input.shape, &input.data).map_err(backend)?;
         let out = multithread_tract_scope(self.executor.clone(), || plan.run(tvec!(x.into())))
             .map_err(backend)?;
-        let y = out[0].to_plain_array_view::<f32>().map_err(backend)?;
+        let y = out
+            .first()
+            .ok_or_else(|| backend("the model produced no output"))?
+            .to_plain_array_view::<f32>()
+            .map_err(backend)?;
         Ok(Array {
             shape: y.shape().to_vec(),
             data: y.iter().copied().collect(),
         })
     }
+}
+
+/// Checks every `Gather` whose indices are constant against the axis it indexes, with the
+/// shapes tract inferred for this input: tract's kernel indexes without checking.
+fn check_gathers(model: &TypedModel) -> Result<(), ModelDefect> {
+    for node in &model.nodes {
+        let Some(g) = node.op_as::<tract_onnx::tract_core::ops::array::Gather>() else {
+            continue;
+        };
+        let Ok(facts) = model.node_input_facts(node.id) else {
+            continue;
+        };
+        let (Some(data), Some(indices)) = (facts.first(), facts.get(1)) else {
+            continue;
+        };
+        let (Some(len), Some(k)) = (
+            data.shape.get(g.axis).and_then(|d| d.to_usize().ok()),
+            indices.konst.as_ref(),
+        ) else {
+            continue;
+        };
+        let Ok(k) = k.cast_to::<i64>() else { continue };
+        let Ok(values) = k.as_slice::<i64>() else {
+            continue;
+        };
+        let len = len as i64;
+        if let Some(bad) = values.iter().find(|&&i| i < -len || i >= len) {
+            return Err(ModelDefect::BadOperand {
+                node: node.name.clone(),
+                op: "Gather".into(),
+                reason: format!("index {bad} is outside axis {} of length {len}", g.axis),
+            });
+        }
+    }
+    Ok(())
 }

@@ -38,29 +38,42 @@ impl Operator for SelectiveScan {
 }
 
 impl Kernel for SelectiveScanKernel {
+    /// Runs the scan; a panic is caught here and reported to ONNX Runtime as an error, since
+    /// ONNX Runtime calls this from C and an unwind must not cross that boundary.
     fn compute(&mut self, ctx: &ComputeContext) -> ort::Result<()> {
-        let mut values = Vec::with_capacity(6);
-        for i in 0..6 {
-            values.push(
-                ctx.input(i)?
-                    .ok_or_else(|| ort::Error::new(format!("{ONNX_OP}: input {i} is missing")))?,
-            );
-        }
-        let mut shapes = Vec::with_capacity(6);
-        let mut data = Vec::with_capacity(6);
-        for v in &values {
-            let (shape, d) = v.try_extract_tensor::<f32>()?;
-            shapes.push(shape.iter().map(|&x| x as usize).collect::<Vec<usize>>());
-            data.push(d);
-        }
-        let args: [(&[usize], &[f32]); 6] =
-            std::array::from_fn(|i| (shapes[i].as_slice(), data[i]));
-        let (shape, y) = cross_scan_op(args).map_err(|e| ort::Error::new(e.to_string()))?;
-        let mut out = ctx
-            .output(0, shape)?
-            .ok_or_else(|| ort::Error::new(format!("{ONNX_OP}: no output buffer")))?;
-        let (_, dst) = out.try_extract_tensor_mut::<f32>()?;
-        dst.copy_from_slice(&y);
-        Ok(())
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compute(ctx))).unwrap_or_else(
+            |payload| {
+                Err(ort::Error::new(format!(
+                    "{ONNX_OP} panicked: {}",
+                    crate::guard::panic_message(payload.as_ref())
+                )))
+            },
+        )
     }
+}
+
+/// The kernel's body: checks the six inputs, runs the cross scan, writes the output.
+fn compute(ctx: &ComputeContext) -> ort::Result<()> {
+    let mut values = Vec::with_capacity(6);
+    for i in 0..6 {
+        values.push(
+            ctx.input(i)?
+                .ok_or_else(|| ort::Error::new(format!("{ONNX_OP}: input {i} is missing")))?,
+        );
+    }
+    let mut shapes = Vec::with_capacity(6);
+    let mut data = Vec::with_capacity(6);
+    for v in &values {
+        let (shape, d) = v.try_extract_tensor::<f32>()?;
+        shapes.push(shape.iter().map(|&x| x as usize).collect::<Vec<usize>>());
+        data.push(d);
+    }
+    let args: [(&[usize], &[f32]); 6] = std::array::from_fn(|i| (shapes[i].as_slice(), data[i]));
+    let (shape, y) = cross_scan_op(args).map_err(|e| ort::Error::new(e.to_string()))?;
+    let mut out = ctx
+        .output(0, shape)?
+        .ok_or_else(|| ort::Error::new(format!("{ONNX_OP}: no output buffer")))?;
+    let (_, dst) = out.try_extract_tensor_mut::<f32>()?;
+    dst.copy_from_slice(&y);
+    Ok(())
 }

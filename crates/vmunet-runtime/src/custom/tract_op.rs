@@ -73,6 +73,11 @@ impl InferenceRulesOp for SelectiveScan {
 impl TypedOp for SelectiveScan {
     as_op!();
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(
+            inputs.len() == 6,
+            "{ONNX_OP} takes 6 inputs, got {}",
+            inputs.len()
+        );
         Ok(tvec!(f32::fact(inputs[0].shape.clone())))
     }
 }
