@@ -154,16 +154,15 @@ fn check_gathers(model: &TypedModel) -> Result<(), ModelDefect> {
             continue;
         };
         let (Some(len), Some(k)) = (
-            data.shape.get(g.axis).and_then(|d| d.to_usize().ok()),
+            data.shape.get(g.axis).and_then(|d| d.as_i64()),
             indices.konst.as_ref(),
         ) else {
             continue;
         };
         let Ok(k) = k.cast_to::<i64>() else { continue };
-        let Ok(values) = k.as_slice::<i64>() else {
+        let Ok(values) = k.to_plain_array_view::<i64>() else {
             continue;
         };
-        let len = len as i64;
         if let Some(bad) = values.iter().find(|&&i| i < -len || i >= len) {
             return Err(ModelDefect::BadOperand {
                 node: node.name.clone(),

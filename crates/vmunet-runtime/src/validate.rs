@@ -408,7 +408,7 @@ fn check_operands(node: &NodeProto, consts: &HashMap<&str, Const>) -> Result<(),
                                 return Err(format!("axes {values:?} repeat an axis"));
                             }
                         }
-                    } else if values.iter().any(|a| !seen.insert(*a)) {
+                    } else if values.iter().any(|&a| !seen.insert(a as usize)) {
                         return Err(format!("axes {values:?} repeat an axis"));
                     }
                 }
