@@ -23,7 +23,7 @@ export ORT_DYLIB_PATH ?= $(shell ls $(abspath $(VENV))/lib/python3*/site-package
 include mk/hdf5.mk
 include mk/lavapipe.mk
 
-.PHONY: all build test test-ort-matrix lint fmt demo demo-train bench clean toolchain venv
+.PHONY: all build test test-ort-matrix test-deploy lint fmt demo demo-train bench clean toolchain venv
 
 all: build
 
@@ -47,6 +47,7 @@ test: toolchain venv hdf5 lavapipe
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build -p vmunet-cli
 	VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace
+	$(MAKE) --no-print-directory test-deploy
 	$(MAKE) --no-print-directory test-kernel
 	CARGO_TARGET_DIR=$(KERNEL_TARGET_DIR) $(CARGO) check -p vmunet-cli --features cuda
 
@@ -58,6 +59,21 @@ VMUNET_BIN ?= $(BIN_DEBUG)
 test-ort-matrix: toolchain venv
 	$(if $(filter $(BIN_DEBUG),$(VMUNET_BIN)),$(CARGO) build -p vmunet-cli)
 	VMUNET_BIN=$(VMUNET_BIN) ORT_VERSION=$(ORT_VERSION) PYTHON=$(VENV)/bin/python tests/ort-matrix.sh
+
+# The deployment build (`--no-default-features --features deploy`: infer, forward, bench, parity
+# between runtimes, info; tract and ONNX Runtime; no burn, no training, no HDF5), in its own
+# target folder so it never replaces the full binary: its dependency tree must hold no burn,
+# training or HDF5 crate, and the binary must reproduce the golden logits in tract and in every
+# ONNX Runtime of the matrix.
+DEPLOY_TARGET_DIR ?= $(HOME)/.cache/vmunet/target-deploy
+DEPLOY_BIN := $(DEPLOY_TARGET_DIR)/debug/vmunet
+test-deploy: toolchain venv
+	@if $(CARGO) tree -p vmunet-cli --no-default-features --features deploy -e normal --prefix none \
+	    | grep -E '^(burn|vmunet-(model|train|onnx)|hdf5)' ; then \
+	  echo "test-deploy: the deployment build depends on the crates above" >&2; exit 1; \
+	else echo "test-deploy: no burn, training, exporter or HDF5 crate in the deployment build"; fi
+	CARGO_TARGET_DIR=$(DEPLOY_TARGET_DIR) $(CARGO) build -p vmunet-cli --no-default-features --features deploy
+	VMUNET_BIN=$(DEPLOY_BIN) ORT_VERSION=$(ORT_VERSION) PYTHON=$(VENV)/bin/python tests/ort-matrix.sh
 
 lint: toolchain hdf5
 	$(CARGO) fmt --all -- --check

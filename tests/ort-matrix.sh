@@ -101,6 +101,16 @@ done
 
 echo "ONNX Runtime matrix for $VMUNET_BIN (max |ort - tract|, tolerance $TOL)"
 printf '%-24s %-8s %s\n' "library" "form" "max |diff|"
+# tract itself against the golden logits (written by burn when the golden models were made).
+for form in $forms; do
+  d=$(maxdiff "$work/tract-$form.npy" "$golden/tiny-logits.npy")
+  if "$PYTHON" -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)' "$d" "$TOL" 2>/dev/null; then
+    printf '%-24s %-8s %s\n' "tract vs golden logits" "$form" "$d"
+  else
+    printf '%-24s %-8s %s  > %s MISMATCH\n' "tract vs golden logits" "$form" "$d" "$TOL"
+    fail=1
+  fi
+done
 for v in $ORT_VERSIONS; do
   lib=$(lib_of "$v")
   for form in $forms; do
