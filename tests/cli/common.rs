@@ -1,0 +1,76 @@
+//! Helpers shared by the end-to-end tests: the binary, its output, where test data is.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `vmunet` binary built beside this test (`VMUNET_BIN` overrides).
+pub fn bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VMUNET_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join("vmunet");
+    assert!(
+        p.is_file(),
+        "{} not built: run `cargo build -p vmunet-cli` (or `cargo test --workspace`)",
+        p.display()
+    );
+    p
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("spawn vmunet")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+pub fn ort_lib() -> Option<std::ffi::OsString> {
+    let lib = std::env::var_os("ORT_DYLIB_PATH").filter(|p| Path::new(p).is_file());
+    if lib.is_none() {
+        eprintln!("SKIP (ONNX Runtime part): ORT_DYLIB_PATH is not set (run through `make test`)");
+    }
+    lib
+}
+
+/// A narrow model at 64x64 so a training run takes seconds.
+pub fn write_train_toml(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
+    let p = dir.join("train.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "data = \"{}\"\nepochs = {epochs}\nbatch_size = 4\nimage_size = 64\nt_max = 3\n\
+             [model]\ndims = [8, 16, 32, 64]\nd_state = 4\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+pub fn epochs_done(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["epochs_done"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+/// The shared folder beside the checkout (official fixtures, ISIC data), or `None` after a
+/// `SKIP:` line (see `vmunet_testdata`).
+pub fn shared() -> Option<PathBuf> {
+    vmunet_testdata::shared("vmunet end-to-end test")
+}

@@ -1,0 +1,13 @@
+//! End-to-end: the `vmunet` binary driven as a user drives it, one module per command.
+
+mod common;
+mod eval;
+mod export;
+mod forward;
+mod help;
+mod infer;
+mod info;
+mod init;
+mod parity;
+mod profile;
+mod train;
