@@ -367,16 +367,11 @@ fn mutated_images_never_panic() {
 
 /// `../shared/data/isic2017-fullres/images`, or `None` (with a message) when absent.
 fn fullres_images() -> Option<PathBuf> {
-    let root = std::env::var_os("VMUNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let dir = root.join("data/isic2017-fullres/images");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIP: {} not found (set VMUNET_SHARED)", dir.display());
-        None
-    }
+    vmunet_testdata::shared_with(
+        "data/isic2017-fullres/images",
+        "real_photo_cut_to_3000_bytes",
+    )
+    .map(|r| r.join("data/isic2017-fullres/images"))
 }
 
 #[test]

@@ -8,19 +8,8 @@ use vmunet_data::{augment_isic, sample_seed, write_synthetic_isic, IsicDataset, 
 
 /// `../shared/data/isic2017`, or `None` (with a message) when absent.
 fn isic2017() -> Option<PathBuf> {
-    let root = std::env::var_os("VMUNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let dir = root.join("data/isic2017");
-    if dir.join("train/images").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: ISIC 2017 data not found at {} (set VMUNET_SHARED or place ../shared beside the checkout)",
-            dir.display()
-        );
-        None
-    }
+    vmunet_testdata::shared_with("data/isic2017/train/images", "ISIC 2017 data tests")
+        .map(|r| r.join("data/isic2017"))
 }
 
 fn stem(p: &Path) -> String {

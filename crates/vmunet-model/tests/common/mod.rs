@@ -9,19 +9,7 @@ use vmunet_model::CpuBackend;
 
 /// `../shared/fixtures/official-small`, or `None` (with a message) when absent.
 pub fn fixtures() -> Option<PathBuf> {
-    let root = std::env::var_os("VMUNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let dir = root.join("fixtures/official-small");
-    if dir.join("small_strong_model.pth").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: official fixtures not found at {} (set VMUNET_SHARED or place ../shared beside the checkout)",
-            dir.display()
-        );
-        None
-    }
+    vmunet_testdata::official_small("official fixture tests")
 }
 
 pub fn npy(dir: &std::path::Path, name: &str) -> Array {
