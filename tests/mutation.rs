@@ -84,7 +84,7 @@ impl Mutation {
 fn mutations(len: usize, focus: &[Range<usize>], count: usize, seed: u64) -> Vec<Mutation> {
     let mut r = XorShift(seed);
     let focus_len: usize = focus.iter().map(|f| f.len()).sum();
-    let mut offset = |r: &mut XorShift| -> usize {
+    let offset = |r: &mut XorShift| -> usize {
         if focus_len > 0 && r.below(3) > 0 {
             let mut k = r.below(focus_len);
             for f in focus {
