@@ -155,7 +155,8 @@ pub fn run(a: Args) -> Result<()> {
         header = format!("{}, input {:?}", engine.label, x.shape);
         let config = engine
             .metadata
-            .get("vmunet.config")
+            .config
+            .as_deref()
             .and_then(|j| serde_json::from_str::<vmunet_model::VmUnetConfig>(j).ok());
         reference = config.is_some_and(|c| c == vmunet_model::VmUnetConfig::paper(c.num_classes))
             && x.shape == [1, 3, 256, 256];

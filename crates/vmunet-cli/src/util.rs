@@ -135,7 +135,7 @@ pub struct Engine {
     /// The profile, if one was given.
     pub profile: Option<vmunet_runtime::DeviceProfile>,
     /// The ONNX file's metadata (empty for burn).
-    pub metadata: std::collections::BTreeMap<String, String>,
+    pub metadata: vmunet_onnx_ir::ModelMetadata,
     /// Where the model came from.
     pub label: String,
 }
@@ -221,10 +221,10 @@ impl EngineArgs {
 impl Engine {
     /// The scan formulation recorded in the export (`scan`, `chunked`, `custom`).
     pub fn scan_form(&self) -> Option<String> {
-        let form = self.metadata.get("vmunet.scan")?;
-        Some(match self.metadata.get("vmunet.chunk") {
+        let form = self.metadata.scan?;
+        Some(match self.metadata.chunk {
             Some(c) => format!("{form} ({c})"),
-            None => form.clone(),
+            None => form.to_string(),
         })
     }
 

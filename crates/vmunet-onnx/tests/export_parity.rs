@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Tensor, TensorData};
 use vmunet_data::Array;
 use vmunet_model::{checkpoint, CpuBackend, VmUnet, VmUnetConfig};
-use vmunet_onnx::{export, write, ExportOptions, ScanForm};
+use vmunet_onnx::{export, write, ExportOptions, ScanForm, CUSTOM_DOMAIN, CUSTOM_OP};
+use vmunet_onnx_ir::{Activation, InputSize, ModelMetadata, Precision};
 use vmunet_runtime::{OrtOptions, OrtRuntime, Runtime, TractRuntime};
 
 fn fixtures() -> Option<PathBuf> {
@@ -280,13 +281,8 @@ fn onnx_checker_and_onnxruntime_accept_the_export() {
 fn metadata_names_the_classes_and_the_formulation() {
     let Some(dir) = fixtures() else { return };
     let (model, cfg) = load(&dir, "small");
-    let meta = |opts: &ExportOptions| -> Vec<(String, String)> {
-        export(&model, &cfg, opts)
-            .unwrap()
-            .metadata_props
-            .into_iter()
-            .map(|e| (e.key, e.value))
-            .collect()
+    let meta = |opts: &ExportOptions| -> ModelMetadata {
+        export(&model, &cfg, opts).unwrap().metadata().unwrap()
     };
     let m = meta(&ExportOptions {
         class_names: Some(vec!["lesion".into()]),
@@ -294,20 +290,32 @@ fn metadata_names_the_classes_and_the_formulation() {
         chunk: 32,
         ..Default::default()
     });
-    assert!(
-        m.contains(&("vmunet.class_names".into(), "lesion".into())),
-        "{m:?}"
+    assert_eq!(m.class_names, ["lesion"], "{m:?}");
+    assert_eq!(m.scan, Some(ScanForm::Chunked), "{m:?}");
+    assert_eq!(m.chunk, Some(32), "{m:?}");
+    assert_eq!(
+        m.input_size,
+        Some(InputSize::Fixed {
+            height: 256,
+            width: 256
+        })
     );
-    assert!(
-        m.contains(&("vmunet.scan".into(), "chunked".into())),
-        "{m:?}"
+    assert_eq!(m.precision, Some(Precision::Fp32));
+    assert_eq!(m.output_activation, Some(Activation::Sigmoid));
+    assert_eq!(
+        serde_json::from_str::<VmUnetConfig>(m.config.as_deref().unwrap()).unwrap(),
+        cfg
     );
-    assert!(m.contains(&("vmunet.chunk".into(), "32".into())), "{m:?}");
     let m = meta(&ExportOptions::default());
-    assert!(
-        m.contains(&("vmunet.class_names".into(), "foreground".into())),
-        "{m:?}"
-    );
+    assert_eq!(m.class_names, ["foreground"], "{m:?}");
+    assert_eq!(m.chunk, None);
+    let m = meta(&ExportOptions {
+        dynamic_hw: true,
+        scan: ScanForm::Chunked,
+        max_size: 512,
+        ..Default::default()
+    });
+    assert_eq!(m.max_size(), Some(512));
     let err = export(
         &model,
         &cfg,
@@ -339,13 +347,12 @@ fn metadata_names_the_classes_and_the_formulation() {
     )
     .unwrap();
     assert!(custom
+        .header
         .opset_import
         .iter()
-        .any(|o| o.domain == "ai.vmunet" && o.version == 1));
+        .any(|o| o.domain() == CUSTOM_DOMAIN && o.version() == 1));
     assert!(custom
         .graph
-        .unwrap()
-        .node
-        .iter()
-        .any(|n| n.domain == "ai.vmunet" && n.op_type == "SelectiveScan"));
+        .nodes_by_op(CUSTOM_OP)
+        .any(|n| n.domain() == CUSTOM_DOMAIN));
 }

@@ -35,7 +35,6 @@ pub use cpu::CpuScan;
 pub use cross::{
     cross_scan, cross_scan_backward, cross_scan_backward_reference, cross_scan_op,
     cross_scan_reference, position, CrossScanDims, CrossScanGrads, CrossScanInputs, DIRECTIONS,
-    ONNX_DOMAIN, ONNX_OP,
 };
 pub use dims::{ScanDims, ScanError, ScanInputs};
 pub use dwconv::{depthwise_conv2d, depthwise_conv2d_backward, DwConvDims, DwConvGrads};
