@@ -69,7 +69,7 @@ DEPLOY_TARGET_DIR ?= $(HOME)/.cache/vmunet/target-deploy
 DEPLOY_BIN := $(DEPLOY_TARGET_DIR)/debug/vmunet
 test-deploy: toolchain venv
 	@if $(CARGO) tree -p vmunet-cli --no-default-features --features deploy -e normal --prefix none \
-	    | grep -E '^(burn|vmunet-(model|train|onnx)|hdf5)' ; then \
+	    | grep -E '^(burn|vmunet-(model|train|onnx) |hdf5)' ; then \
 	  echo "test-deploy: the deployment build depends on the crates above" >&2; exit 1; \
 	else echo "test-deploy: no burn, training, exporter or HDF5 crate in the deployment build"; fi
 	CARGO_TARGET_DIR=$(DEPLOY_TARGET_DIR) $(CARGO) build -p vmunet-cli --no-default-features --features deploy

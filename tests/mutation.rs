@@ -18,9 +18,7 @@ use vmunet_runtime::{Runtime, RuntimeError};
 const CASE_LIMIT: Duration = Duration::from_secs(30);
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("onnx/golden")
-        .join(name)
+    vmunet_testdata::golden(name)
 }
 
 /// xorshift64*: deterministic, no dependency.

@@ -14,14 +14,12 @@ fn export_then_forward_in_tract_matches_official() {
     assert!(stdout(&o).contains("opset 17"), "{}", stdout(&o));
     // The export names its source checkpoint by content.
     let meta = vmunet_runtime::ModelFile::read(&onnx).unwrap().metadata;
-    let sha = meta.get("vmunet.source_sha256").expect("sha256 metadata");
+    let sha = meta.source_sha256.as_deref().expect("sha256 metadata");
     assert_eq!(sha.len(), 64);
     assert!(sha.chars().all(|c| c.is_ascii_hexdigit()));
-    assert_eq!(
-        meta.get("vmunet.output_activation").map(String::as_str),
-        Some("sigmoid")
-    );
-    let cfg: serde_json::Value = serde_json::from_str(&meta["vmunet.config"]).unwrap();
+    assert_eq!(meta.output_activation.map(|a| a.as_str()), Some("sigmoid"));
+    let cfg: serde_json::Value =
+        serde_json::from_str(meta.config.as_deref().expect("config metadata")).unwrap();
     assert_eq!(cfg["dims"], serde_json::json!([24, 48, 96, 192]));
     let out = tmp.path().join("y.npy");
     let input = fx.join("small_strong_input.npy");

@@ -91,19 +91,27 @@ fn train_kill_resume_eval_export() {
     }
     assert_eq!(v["images"].as_u64(), Some(4));
 
-    // The trained checkpoint goes straight to the export path.
+    // The trained checkpoint goes straight to the export path, at the size it was trained at
+    // (recorded in the checkpoint; no --size).
     let onnx = dir.path().join("m.onnx");
     let o = run(&[
         "export",
         "--checkpoint",
         s(&out.join("best.bpk")),
-        "--size",
-        "64",
         "-o",
         s(&onnx),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(onnx.is_file());
+    let file = vmunet_runtime::ModelFile::read(&onnx).unwrap();
+    assert_eq!(
+        file.input.dims[2..],
+        [
+            vmunet_runtime::ModelDim::Fixed(64),
+            vmunet_runtime::ModelDim::Fixed(64)
+        ],
+        "{}",
+        file.input
+    );
 }
 
 #[test]

@@ -192,7 +192,7 @@ pub fn run(a: Args) -> Result<()> {
 fn is_paper_export(session: &vmunet_runtime::Session) -> bool {
     session
         .file()
-        .and_then(|f| f.metadata.get("vmunet.config"))
+        .and_then(|f| f.metadata.config.as_deref())
         .and_then(|j| serde_json::from_str::<vmunet_model::VmUnetConfig>(j).ok())
         .is_some_and(|c| c == vmunet_model::VmUnetConfig::paper(c.num_classes))
 }

@@ -61,8 +61,10 @@ pub fn run(a: Args) -> Result<()> {
     let progress = |i, n| eprintln!("case {i}/{n}");
     let report = match (&a.checkpoint, &a.model) {
         (Some(ck), _) => {
-            let (model, _) = checkpoint::load::<CpuBackend>(ck, &device)
+            let (model, info) = checkpoint::load::<CpuBackend>(ck, &device)
                 .with_context(|| format!("loading {}", ck.display()))?;
+            // A checkpoint is scored at the size it was trained at unless --size says otherwise.
+            opts.size = opts.size.or(info.input_size);
             let label = ck.display().to_string();
             evaluate::<CpuBackend>(&mut &model, &label, &a.data, &opts, &device, progress)?
         }
@@ -108,7 +110,7 @@ fn output_classes(session: &Session) -> Result<usize> {
     let file = session
         .file()
         .context("an ONNX session has its file information")?;
-    let cfg = file.metadata.get("vmunet.config").with_context(|| {
+    let cfg = file.metadata.config.as_deref().with_context(|| {
         format!(
             "{}: no architecture config in the metadata",
             file.path.display()

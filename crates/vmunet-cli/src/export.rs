@@ -53,19 +53,21 @@ pub fn run(a: Args) -> Result<()> {
     };
     let scan = match (a.scan, &profile) {
         (Some(s), _) => s,
-        (None, Some(p)) => p.scan.parse::<ScanForm>().map_err(anyhow::Error::msg)?,
+        (None, Some(p)) => p.scan,
         (None, None) => ScanForm::default(),
     };
     let chunk = a
         .chunk
         .or(profile.as_ref().and_then(|p| p.chunk))
         .unwrap_or(DEFAULT_CHUNK);
+    let loaded = a.source.load()?;
+    // The size asked for, else the one the checkpoint was trained at, else the profile's.
     let size = a
         .size
+        .or(loaded.input_size())
         .or(profile.as_ref().map(|p| p.input_size))
         .unwrap_or(256);
-    let loaded = a.source.load()?;
-    let mut opts = ExportOptions {
+    let opts = ExportOptions {
         height: size,
         width: size,
         opset: a.opset,
@@ -74,16 +76,15 @@ pub fn run(a: Args) -> Result<()> {
         dynamic_hw: a.dynamic_hw,
         max_size: a.max_size,
         class_names: a.class_names.clone(),
+        source: Some(loaded.label.clone()),
+        source_sha256: match &a.source.checkpoint {
+            Some(ck) => Some(sha256_hex(ck)?),
+            None => None,
+        },
         ..Default::default()
     };
-    opts.metadata
-        .push(("vmunet.source".into(), loaded.label.clone()));
-    if let Some(ck) = &a.source.checkpoint {
-        opts.metadata
-            .push(("vmunet.source_sha256".into(), sha256_hex(ck)?));
-    }
     let proto = export(&loaded.model, &loaded.config, &opts)?;
-    let nodes = proto.graph.as_ref().map_or(0, |g| g.node.len());
+    let nodes = proto.graph.nodes().len();
     write(&proto, &a.output).with_context(|| format!("writing {}", a.output.display()))?;
     let bytes = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
     let hw = if a.dynamic_hw {

@@ -50,12 +50,23 @@ pub fn run(a: Args) -> Result<()> {
 fn onnx_info(path: &std::path::Path, json: bool) -> Result<()> {
     let file = vmunet_runtime::ModelFile::read(path)?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    // The entries as the file stores them (the contract crate's one writer names the keys).
+    let props: Vec<(String, String)> = file
+        .metadata
+        .to_props()
+        .into_iter()
+        .map(|e| (e.key().to_string(), e.value().to_string()))
+        .collect();
     if json {
+        let metadata: serde_json::Map<String, serde_json::Value> = props
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
         let v = serde_json::json!({
             "model": path.display().to_string(),
             "bytes": bytes,
             "input": file.input.to_string(),
-            "metadata": file.metadata,
+            "metadata": metadata,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -66,7 +77,7 @@ fn onnx_info(path: &std::path::Path, json: bool) -> Result<()> {
         bytes as f64 / 1e6
     );
     println!("input:        {}", file.input);
-    for (k, v) in &file.metadata {
+    for (k, v) in &props {
         println!("{k:<26}{v}");
     }
     Ok(())
@@ -84,6 +95,7 @@ fn checkpoint_info(a: Args) -> Result<()> {
             "source": loaded.label,
             "format": loaded.info.as_ref().map(|i| i.format.to_string()),
             "parameters": params,
+            "input_size": loaded.input_size(),
             "config": serde_json::to_value(cfg)?,
             "stages": stages.iter().map(|s| serde_json::json!({
                 "name": s.name, "channels": s.channels, "height": s.height, "width": s.width,
@@ -102,6 +114,9 @@ fn checkpoint_info(a: Args) -> Result<()> {
         );
     }
     println!("parameters:   {}", group(params));
+    if let Some(s) = loaded.input_size() {
+        println!("trained at:   {s}x{s} (eval, export and infer default to it)");
+    }
     println!(
         "input:        N x {} x H x W, H and W multiples of {}",
         cfg.input_channels,

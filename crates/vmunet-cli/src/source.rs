@@ -47,6 +47,13 @@ pub struct Loaded {
     pub label: String,
 }
 
+impl Loaded {
+    /// The input size the checkpoint was trained at, when it records one.
+    pub fn input_size(&self) -> Option<usize> {
+        self.info.as_ref().and_then(|i| i.input_size)
+    }
+}
+
 impl ModelSource {
     pub fn load(&self) -> Result<Loaded> {
         let device = Default::default();

@@ -66,11 +66,13 @@ impl EngineArgs {
             #[cfg(feature = "full")]
             {
                 let loaded = self.source.load()?;
+                let trained = loaded.input_size();
                 return Ok(Session::from_runtime(
                     Box::new(vmunet_runtime::BurnRuntime::new(loaded.model)),
                     loaded.config.input_channels,
                     loaded.label,
-                ));
+                )
+                .with_trained_size(trained));
             }
             #[cfg(not(feature = "full"))]
             anyhow::bail!("give --model FILE.onnx");
@@ -91,9 +93,9 @@ impl EngineArgs {
 /// The scan formulation recorded in an export (`scan`, `chunked (64)`, `custom`).
 pub fn scan_form_label(session: &Session) -> Option<String> {
     let metadata = &session.file()?.metadata;
-    let form = metadata.get("vmunet.scan")?;
-    Some(match metadata.get("vmunet.chunk") {
+    let form = metadata.scan?;
+    Some(match metadata.chunk {
         Some(c) => format!("{form} ({c})"),
-        None => form.clone(),
+        None => form.to_string(),
     })
 }

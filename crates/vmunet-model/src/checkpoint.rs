@@ -159,6 +159,9 @@ pub struct CheckpointInfo {
     pub shapes: BTreeMap<String, Vec<usize>>,
     /// Configuration inferred from the shapes.
     pub config: VmUnetConfig,
+    /// Input size (H = W) the model was trained at, when the file records it (burnpack
+    /// checkpoints written by `vmunet train`); evaluation, export and inference default to it.
+    pub input_size: Option<usize>,
 }
 
 impl CheckpointInfo {
@@ -492,6 +495,41 @@ impl Store {
     }
 }
 
+/// The burnpack metadata entry holding the training input size.
+const INPUT_SIZE_KEY: &str = "input_size";
+
+/// The string entries of a burnpack file's metadata (the CBOR block after the 10-byte header:
+/// magic, format version, metadata length).
+fn burnpack_metadata(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
+    #[derive(serde::Deserialize)]
+    struct Block {
+        #[serde(default)]
+        metadata: BTreeMap<String, String>,
+    }
+    use std::io::Read;
+    let bad = |detail: String| CheckpointError::NotVmUnet {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut header = [0u8; 10];
+    file.read_exact(&mut header).map_err(io)?;
+    let len = u32::from_le_bytes([header[6], header[7], header[8], header[9]]) as u64;
+    let file_len = file.metadata().map_err(io)?.len();
+    if len > file_len.saturating_sub(10) {
+        return Err(bad(format!(
+            "burnpack metadata of {len} bytes does not fit a {file_len}-byte file"
+        )));
+    }
+    let block: Block = ciborium::from_reader(file.take(len))
+        .map_err(|e| bad(format!("unreadable burnpack metadata: {e}")))?;
+    Ok(block.metadata)
+}
+
 /// Reads a checkpoint's tensor shapes and infers its configuration.
 pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
     let format = detect_format(path)?;
@@ -512,11 +550,30 @@ pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
             path: path.to_path_buf(),
             source,
         })?;
+    let input_size = match format {
+        CheckpointFormat::Burnpack => burnpack_metadata(path)?
+            .get(INPUT_SIZE_KEY)
+            .map(|v| {
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|&s| s > 0 && s % config.size_multiple() == 0)
+                    .ok_or_else(|| CheckpointError::NotVmUnet {
+                        path: path.to_path_buf(),
+                        detail: format!(
+                            "recorded input size `{v}` is not a positive multiple of {}",
+                            config.size_multiple()
+                        ),
+                    })
+            })
+            .transpose()?,
+        _ => None,
+    };
     Ok(CheckpointInfo {
         path: path.to_path_buf(),
         format,
         shapes,
         config,
+        input_size,
     })
 }
 
@@ -686,6 +743,16 @@ pub fn load_pretrained<B: Backend>(
 /// Saves the model as a burnpack record with official key names and PyTorch layouts,
 /// atomically (temporary file, then rename).
 pub fn save<B: Backend>(model: &VmUnet<B>, path: &Path) -> Result<(), CheckpointError> {
+    save_with_input_size(model, path, None)
+}
+
+/// [`save`], recording the input size (H = W) the model was trained at
+/// ([`CheckpointInfo::input_size`]).
+pub fn save_with_input_size<B: Backend>(
+    model: &VmUnet<B>,
+    path: &Path,
+    input_size: Option<usize>,
+) -> Result<(), CheckpointError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -700,6 +767,9 @@ pub fn save<B: Backend>(model: &VmUnet<B>, path: &Path) -> Result<(), Checkpoint
         .auto_extension(false)
         .overwrite(true)
         .metadata("model", "vm-unet");
+    if let Some(size) = input_size {
+        s = s.metadata(INPUT_SIZE_KEY, size.to_string());
+    }
     for (from, to) in save_remaps() {
         s = s.with_remap_pattern(from.as_str(), to.as_str());
     }

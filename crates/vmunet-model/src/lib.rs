@@ -4,6 +4,8 @@
 //! [`VmUnetConfig`] is the single description of the architecture; [`VmUnet`] is the network;
 //! [`checkpoint`] loads official `.pth` / safetensors files and the project's own records.
 
+#![deny(missing_docs)]
+
 pub mod checkpoint;
 mod config;
 mod error;

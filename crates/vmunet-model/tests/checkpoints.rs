@@ -263,3 +263,39 @@ fn invalid_configs_are_rejected() {
     assert!(VmUnetConfig::paper(0).validate().is_err());
     VmUnetConfig::paper(4).validate().unwrap();
 }
+
+/// A checkpoint written after training records its input size; evaluation, export and
+/// inference default to it. One without it reads as `None`; a bad value is an error naming the
+/// file.
+#[test]
+fn burnpack_records_the_training_input_size() {
+    let dev = Default::default();
+    let cfg = VmUnetConfig {
+        dims: vec![8, 16, 32, 64],
+        depths: vec![1, 1, 1, 1],
+        depths_decoder: vec![1, 1, 1, 1],
+        d_state: 4,
+        ..VmUnetConfig::small(1)
+    };
+    let model = cfg.init::<CpuBackend>(&dev).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let with = tmp.path().join("trained.bpk");
+    checkpoint::save_with_input_size(&model, &with, Some(96)).unwrap();
+    assert_eq!(checkpoint::inspect(&with).unwrap().input_size, Some(96));
+    let without = tmp.path().join("plain.bpk");
+    checkpoint::save(&model, &without).unwrap();
+    assert_eq!(checkpoint::inspect(&without).unwrap().input_size, None);
+    let (_, info) = checkpoint::load::<CpuBackend>(&with, &dev).unwrap();
+    assert_eq!(info.input_size, Some(96));
+
+    // 100 is not a multiple of the patch size times the downsampling (32).
+    let bad = tmp.path().join("bad.bpk");
+    checkpoint::save_with_input_size(&model, &bad, Some(100)).unwrap();
+    match checkpoint::inspect(&bad) {
+        Err(e @ CheckpointError::NotVmUnet { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("bad.bpk") && msg.contains("`100`"), "{msg}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -5,65 +5,21 @@
 //! compilers such as TensorRT), and the `ai.vmunet::SelectiveScan` custom operator that the
 //! project's runtimes implement.
 
-mod builder;
+#![deny(missing_docs)]
+
 mod lower;
 
 use std::path::Path;
 
-use prost::Message;
-use tract_onnx::pb::{ModelProto, OperatorSetIdProto, StringStringEntryProto};
-use vmunet_model::{ModelError, VmUnet, VmUnetConfig};
+use vmunet_model::{ModelError, OutputActivation, VmUnet, VmUnetConfig};
+use vmunet_onnx_ir::{Activation, InputSize, ModelMetadata, Precision};
+pub use vmunet_onnx_ir::{Model, ScanForm, CUSTOM_DOMAIN, CUSTOM_OP};
 
 /// Default ONNX opset (LayerNormalization is native from 17).
 pub const DEFAULT_OPSET: i64 = 17;
 
-/// Operator domain of the project's custom operators.
-pub const CUSTOM_DOMAIN: &str = vmunet_scan::ONNX_DOMAIN;
-/// The custom cross selective-scan operator (contract: [`vmunet_scan::ONNX_OP`]).
-pub const CUSTOM_OP: &str = vmunet_scan::ONNX_OP;
-
-/// How the selective scan is written in the graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ScanForm {
-    /// One ONNX `Scan` loop per SS2D block (standard ops; default).
-    #[default]
-    Loop,
-    /// Chunked log-depth scan with no control flow (standard ops).
-    Chunked,
-    /// The `ai.vmunet::SelectiveScan` custom operator (needs the project's runtimes).
-    Custom,
-}
-
-impl ScanForm {
-    /// The name used on the command line and in the metadata.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Loop => "scan",
-            Self::Chunked => "chunked",
-            Self::Custom => "custom",
-        }
-    }
-    /// Every formulation.
-    pub const ALL: [ScanForm; 3] = [Self::Loop, Self::Chunked, Self::Custom];
-}
-
-impl std::fmt::Display for ScanForm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ScanForm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown scan formulation `{s}` (expected scan, chunked or custom)")
-            })
-    }
-}
+/// ONNX IR version written (ONNX 1.13+, opset 17 era).
+pub const IR_VERSION: i64 = 8;
 
 /// Export errors.
 #[derive(Debug, thiserror::Error)]
@@ -108,10 +64,12 @@ pub struct ExportOptions {
     /// Largest input side a dynamic-size chunked export supports (it fixes the number of
     /// cross-chunk steps); recorded in the metadata.
     pub max_size: usize,
-    /// Class names (one per output channel); defaults to `foreground` / `class_i`.
+    /// Class names (one per output channel, no commas); defaults to `foreground` / `class_i`.
     pub class_names: Option<Vec<String>>,
-    /// Extra `metadata_props` entries.
-    pub metadata: Vec<(String, String)>,
+    /// The checkpoint or preset exported (recorded in the metadata).
+    pub source: Option<String>,
+    /// SHA-256 of the checkpoint file, lowercase hex (recorded in the metadata).
+    pub source_sha256: Option<String>,
 }
 
 impl Default for ExportOptions {
@@ -126,7 +84,8 @@ impl Default for ExportOptions {
             dynamic_hw: false,
             max_size: 1024,
             class_names: None,
-            metadata: Vec::new(),
+            source: None,
+            source_sha256: None,
         }
     }
 }
@@ -142,7 +101,7 @@ pub fn export<B: vmunet_scan::ScanBackend>(
     model: &VmUnet<B>,
     cfg: &VmUnetConfig,
     opts: &ExportOptions,
-) -> Result<ModelProto, ExportError> {
+) -> Result<Model, ExportError> {
     if opts.opset < 17 {
         return Err(ExportError::Opset(opts.opset));
     }
@@ -166,6 +125,11 @@ pub fn export<B: vmunet_scan::ScanBackend>(
                 cfg.num_classes
             )))
         }
+        Some(names) if names.iter().any(|n| n.contains(',') || n.is_empty()) => {
+            return Err(ExportError::Options(format!(
+                "class names must be non-empty and free of commas: {names:?}"
+            )))
+        }
         Some(names) => names.clone(),
         None if cfg.num_classes == 1 => vec!["foreground".to_string()],
         None => (0..cfg.num_classes).map(|i| format!("class_{i}")).collect(),
@@ -178,74 +142,57 @@ pub fn export<B: vmunet_scan::ScanBackend>(
     } else {
         format!("{}x{}", opts.height, opts.width)
     };
-    let mut metadata = vec![
-        ("vmunet.config".to_string(), serde_json_string(cfg)),
-        ("vmunet.output_activation".to_string(), model.activation().as_str().to_string()),
-        (
-            "vmunet.preprocessing".to_string(),
-            format!(
-                "per-image min-max rescale of all channels jointly to [0,255], then bilinear resize to {size}"
-            ),
-        ),
-        ("vmunet.class_names".to_string(), classes.join(",")),
-        ("vmunet.scan".to_string(), opts.scan.as_str().to_string()),
-    ];
-    if opts.scan == ScanForm::Chunked {
-        metadata.push(("vmunet.chunk".to_string(), opts.chunk.to_string()));
-    }
-    if opts.dynamic_hw && opts.scan == ScanForm::Chunked {
-        metadata.push(("vmunet.max_size".to_string(), opts.max_size.to_string()));
-    }
-    let mut opset_import = vec![OperatorSetIdProto {
-        domain: String::new(),
-        version: opts.opset,
-    }];
+    let meta = ModelMetadata {
+        config: Some(cfg.to_string()),
+        output_activation: Some(match model.activation() {
+            OutputActivation::Sigmoid => Activation::Sigmoid,
+            OutputActivation::Softmax => Activation::Softmax,
+        }),
+        preprocessing: Some(format!(
+            "per-image min-max rescale of all channels jointly to [0,255], then bilinear resize to {size}"
+        )),
+        class_names: classes,
+        scan: Some(opts.scan),
+        chunk: (opts.scan == ScanForm::Chunked).then_some(opts.chunk),
+        input_size: Some(if opts.dynamic_hw {
+            InputSize::Dynamic {
+                max_size: (opts.scan == ScanForm::Chunked).then_some(opts.max_size),
+            }
+        } else {
+            InputSize::Fixed {
+                height: opts.height,
+                width: opts.width,
+            }
+        }),
+        precision: Some(Precision::Fp32),
+        toolkit_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        source: opts.source.clone(),
+        source_sha256: opts.source_sha256.clone(),
+        compression: Vec::new(),
+        extra: Vec::new(),
+    };
+    let mut opsets = vec![("", opts.opset)];
     if opts.scan == ScanForm::Custom {
-        opset_import.push(OperatorSetIdProto {
-            domain: CUSTOM_DOMAIN.to_string(),
-            version: 1,
-        });
+        opsets.push((CUSTOM_DOMAIN, 1));
     }
-    metadata.extend(opts.metadata.iter().cloned());
-    Ok(ModelProto {
-        ir_version: 8,
-        opset_import,
-        producer_name: "vmunet".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        graph: Some(graph),
-        metadata_props: metadata
-            .into_iter()
-            .map(|(key, value)| StringStringEntryProto { key, value })
-            .collect(),
-        ..Default::default()
-    })
-}
-
-fn serde_json_string(cfg: &VmUnetConfig) -> String {
-    cfg.to_string()
+    let mut out = Model::new(
+        vmunet_onnx_ir::Graph::from_proto(graph),
+        IR_VERSION,
+        &opsets,
+    );
+    out.header.producer_name = Some("vmunet".into());
+    out.header.producer_version = Some(env!("CARGO_PKG_VERSION").into());
+    out.set_metadata(&meta);
+    Ok(out)
 }
 
 /// Serialises `model` and writes it atomically.
-pub fn write(model: &ModelProto, path: &Path) -> Result<(), ExportError> {
-    let bytes = model.encode_to_vec();
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let io = |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
+pub fn write(model: &Model, path: &Path) -> Result<(), ExportError> {
+    model.write(path).map_err(|e| match e {
+        vmunet_onnx_ir::ModelError::Io { path, source } => ExportError::Io { path, source },
+        other => ExportError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
     })
 }

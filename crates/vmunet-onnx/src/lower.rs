@@ -9,8 +9,35 @@ use vmunet_model::{
 };
 use vmunet_scan::{position, CrossScanDims, DIRECTIONS};
 
-use crate::builder::{value_info, Attr, Dim, Graph};
+use vmunet_onnx_ir::pb::{GraphProto, ValueInfoProto};
+use vmunet_onnx_ir::{Attr, DataType, Dim, Graph};
+
 use crate::{ExportOptions, ScanForm, CUSTOM_DOMAIN, CUSTOM_OP};
+
+/// A float32 tensor value description.
+fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
+    vmunet_onnx_ir::value_info(name, DataType::Float, dims)
+}
+
+/// The exporter's float32 shorthands over the contract crate's [`Graph`].
+trait F32Graph {
+    /// Adds a float32 initializer under `name` (checkpoint keys); the shape comes from the
+    /// same tensor as the data.
+    fn weight(&mut self, name: &str, dims: &[usize], data: Vec<f32>) -> String;
+    /// A float32 constant, deduplicated by value.
+    fn floats(&mut self, dims: &[usize], data: &[f32]) -> String;
+}
+
+impl F32Graph for Graph {
+    fn weight(&mut self, name: &str, dims: &[usize], data: Vec<f32>) -> String {
+        self.add_initializer(name, dims, &data)
+            .unwrap_or_else(|e| panic!("exporter invariant: {e}"))
+    }
+    fn floats(&mut self, dims: &[usize], data: &[f32]) -> String {
+        self.constant(dims, data)
+            .unwrap_or_else(|e| panic!("exporter invariant: {e}"))
+    }
+}
 
 /// A size known at export time (`C`) or computed in the graph (`T`: a 1-element int64 tensor).
 #[derive(Debug, Clone)]
@@ -676,8 +703,8 @@ fn scan_body<B: Backend>(
     d: usize,
     s: usize,
     unroll: usize,
-) -> tract_onnx::pb::GraphProto {
-    let mut g = Graph::default();
+) -> GraphProto {
+    let mut g = Graph::new(&format!("{key}.scan"));
     let a = g.weight(&format!("{key}.A"), &[k, d, s], a_matrix(m));
     let f = Dim::Fixed;
     let state = || vec![f(1), Dim::Any, f(k), f(d), f(s)];
@@ -689,7 +716,7 @@ fn scan_body<B: Backend>(
         ("c_t", vec![f(unroll), Dim::Any, f(k), f(1), f(s)]),
     ];
     for (n, dm) in &inputs {
-        g.inputs.push(value_info(n, dm));
+        g.add_input(value_info(n, dm));
     }
     let steps: Vec<Vec<String>> = ["dt_t", "dtu_t", "b_t", "c_t"]
         .iter()
@@ -733,10 +760,9 @@ fn scan_body<B: Backend>(
         let refs: Vec<&str> = ys.iter().map(String::as_str).collect();
         g.op("Concat", &refs, vec![("axis", Attr::Int(0))], "step")
     };
-    g.outputs.push(value_info(&h, &state()));
-    g.outputs
-        .push(value_info(&y, &[f(unroll), Dim::Any, f(k), f(d)]));
-    g.build(&format!("{key}.scan"))
+    g.add_output(value_info(&h, &state()));
+    g.add_output(value_info(&y, &[f(unroll), Dim::Any, f(k), f(d)]));
+    g.into_proto()
 }
 
 /// Lowers the whole network; returns the main graph.
@@ -744,20 +770,20 @@ pub fn lower_model<B: Backend>(
     model: &VmUnet<B>,
     cfg: &VmUnetConfig,
     opts: &ExportOptions,
-) -> tract_onnx::pb::GraphProto {
+) -> GraphProto {
     let mut lw = Lower {
-        g: Graph::default(),
+        g: Graph::new("vmunet"),
         cfg,
         opts,
     };
     let (hd, wd) = if opts.dynamic_hw {
-        (Dim::Named("height"), Dim::Named("width"))
+        (Dim::from("height"), Dim::from("width"))
     } else {
         (Dim::Fixed(opts.height), Dim::Fixed(opts.width))
     };
-    lw.g.inputs.push(value_info(
+    lw.g.add_input(value_info(
         "input",
-        &[Dim::Named("batch"), Dim::Fixed(cfg.input_channels), hd, wd],
+        &[Dim::from("batch"), Dim::Fixed(cfg.input_channels), hd, wd],
     ));
     let mut x = lw.patch_embed("input", &model.patch_embed);
     let mut hw = if opts.dynamic_hw {
@@ -803,13 +829,13 @@ pub fn lower_model<B: Backend>(
     let y = lw.conv(&y, &model.final_conv, "final_conv");
     lw.g.op_into("Identity", &[&y], "logits");
     let (hd, wd) = if opts.dynamic_hw {
-        (Dim::Named("height"), Dim::Named("width"))
+        (Dim::from("height"), Dim::from("width"))
     } else {
         (Dim::Fixed(opts.height), Dim::Fixed(opts.width))
     };
-    lw.g.outputs.push(value_info(
+    lw.g.add_output(value_info(
         "logits",
-        &[Dim::Named("batch"), Dim::Fixed(cfg.num_classes), hd, wd],
+        &[Dim::from("batch"), Dim::Fixed(cfg.num_classes), hd, wd],
     ));
-    lw.g.build("vmunet")
+    lw.g.into_proto()
 }

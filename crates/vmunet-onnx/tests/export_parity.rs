@@ -6,21 +6,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Tensor, TensorData};
 use vmunet_data::Array;
 use vmunet_model::{checkpoint, CpuBackend, VmUnet, VmUnetConfig};
-use vmunet_onnx::{export, write, ExportOptions, ScanForm};
+use vmunet_onnx::{export, write, ExportOptions, ScanForm, CUSTOM_DOMAIN, CUSTOM_OP};
+use vmunet_onnx_ir::{Activation, InputSize, ModelMetadata, Precision};
 use vmunet_runtime::{OrtOptions, OrtRuntime, Runtime, TractRuntime};
-
-fn fixtures() -> Option<PathBuf> {
-    let root = std::env::var_os("VMUNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let dir = root.join("fixtures/official-small");
-    if dir.join("small_strong_model.pth").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("SKIP: official fixtures not found at {}", dir.display());
-        None
-    }
-}
 
 fn ort_available() -> bool {
     let ok = std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| Path::new(&p).is_file());
@@ -97,7 +85,9 @@ fn load(dir: &Path, name: &str) -> (VmUnet<CpuBackend>, VmUnetConfig) {
 
 #[test]
 fn every_formulation_matches_the_official_logits_in_every_runtime() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = vmunet_testdata::official_small("export parity") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     for (name, tol) in [("small_strong", 5e-4f32), ("small", 1e-4)] {
         let (model, cfg) = load(&dir, name);
@@ -135,7 +125,9 @@ fn every_formulation_matches_the_official_logits_in_every_runtime() {
 /// A dynamic-size export at sizes other than the one exported with, against burn itself.
 #[test]
 fn dynamic_exports_run_other_sizes_like_burn() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = vmunet_testdata::official_small("export parity") else {
+        return;
+    };
     let (model, cfg) = load(&dir, "small_strong");
     let tmp = tempfile::tempdir().unwrap();
     for scan in ScanForm::ALL {
@@ -203,7 +195,9 @@ fn dynamic_exports_run_other_sizes_like_burn() {
 /// The chunked form never exponentiates a positive number: huge `delta * |A|` stays finite.
 #[test]
 fn chunked_form_is_stable_for_large_decays() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = vmunet_testdata::official_small("export parity") else {
+        return;
+    };
     let (mut model, cfg) = load(&dir, "small");
     // Push every A_log up so that exp(A_log) (|A|) is ~e^6 ≈ 400 per unit of delta.
     use burn::module::Param;
@@ -243,7 +237,9 @@ fn chunked_form_is_stable_for_large_decays() {
 /// virtual environment the Makefile builds (`VMUNET_PYTHON`), for every formulation.
 #[test]
 fn onnx_checker_and_onnxruntime_accept_the_export() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = vmunet_testdata::official_small("export parity") else {
+        return;
+    };
     let Some(python) =
         std::env::var_os("VMUNET_PYTHON").filter(|p| std::path::Path::new(p).is_file())
     else {
@@ -278,15 +274,12 @@ fn onnx_checker_and_onnxruntime_accept_the_export() {
 
 #[test]
 fn metadata_names_the_classes_and_the_formulation() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = vmunet_testdata::official_small("export parity") else {
+        return;
+    };
     let (model, cfg) = load(&dir, "small");
-    let meta = |opts: &ExportOptions| -> Vec<(String, String)> {
-        export(&model, &cfg, opts)
-            .unwrap()
-            .metadata_props
-            .into_iter()
-            .map(|e| (e.key, e.value))
-            .collect()
+    let meta = |opts: &ExportOptions| -> ModelMetadata {
+        export(&model, &cfg, opts).unwrap().metadata().unwrap()
     };
     let m = meta(&ExportOptions {
         class_names: Some(vec!["lesion".into()]),
@@ -294,20 +287,32 @@ fn metadata_names_the_classes_and_the_formulation() {
         chunk: 32,
         ..Default::default()
     });
-    assert!(
-        m.contains(&("vmunet.class_names".into(), "lesion".into())),
-        "{m:?}"
+    assert_eq!(m.class_names, ["lesion"], "{m:?}");
+    assert_eq!(m.scan, Some(ScanForm::Chunked), "{m:?}");
+    assert_eq!(m.chunk, Some(32), "{m:?}");
+    assert_eq!(
+        m.input_size,
+        Some(InputSize::Fixed {
+            height: 256,
+            width: 256
+        })
     );
-    assert!(
-        m.contains(&("vmunet.scan".into(), "chunked".into())),
-        "{m:?}"
+    assert_eq!(m.precision, Some(Precision::Fp32));
+    assert_eq!(m.output_activation, Some(Activation::Sigmoid));
+    assert_eq!(
+        serde_json::from_str::<VmUnetConfig>(m.config.as_deref().unwrap()).unwrap(),
+        cfg
     );
-    assert!(m.contains(&("vmunet.chunk".into(), "32".into())), "{m:?}");
     let m = meta(&ExportOptions::default());
-    assert!(
-        m.contains(&("vmunet.class_names".into(), "foreground".into())),
-        "{m:?}"
-    );
+    assert_eq!(m.class_names, ["foreground"], "{m:?}");
+    assert_eq!(m.chunk, None);
+    let m = meta(&ExportOptions {
+        dynamic_hw: true,
+        scan: ScanForm::Chunked,
+        max_size: 512,
+        ..Default::default()
+    });
+    assert_eq!(m.max_size(), Some(512));
     let err = export(
         &model,
         &cfg,
@@ -339,13 +344,12 @@ fn metadata_names_the_classes_and_the_formulation() {
     )
     .unwrap();
     assert!(custom
+        .header
         .opset_import
         .iter()
-        .any(|o| o.domain == "ai.vmunet" && o.version == 1));
+        .any(|o| o.domain() == CUSTOM_DOMAIN && o.version() == 1));
     assert!(custom
         .graph
-        .unwrap()
-        .node
-        .iter()
-        .any(|n| n.domain == "ai.vmunet" && n.op_type == "SelectiveScan"));
+        .nodes_by_op(CUSTOM_OP)
+        .any(|n| n.domain() == CUSTOM_DOMAIN));
 }

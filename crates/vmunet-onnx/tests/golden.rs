@@ -1,12 +1,12 @@
 //! Golden models in `onnx/golden/`: a tiny VM-UNet checkpoint, its export in every scan
 //! formulation, an input and burn's logits. The exporter must reproduce the files byte for byte
-//! (an intended change re-blesses them: `VMUNET_BLESS=1 cargo test -p vmunet-onnx --test golden`),
-//! and every runtime must run them. Needs nothing from `../shared`.
+//! (an intended change re-blesses them: `VMUNET_BLESS=1 cargo test -p vmunet-onnx --test golden`
+//! rewrites the `.onnx` files from the existing checkpoint; delete `tiny.bpk` first to draw a new
+//! checkpoint, input and logits), and every runtime must run them. Needs nothing from `../shared`.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
-use prost::Message;
 use vmunet_model::{checkpoint, CpuBackend, VmUnetConfig};
 use vmunet_onnx::{export, ExportOptions, ScanForm};
 use vmunet_runtime::{OrtOptions, OrtRuntime, Runtime, TractRuntime};
@@ -14,7 +14,7 @@ use vmunet_runtime::{OrtOptions, OrtRuntime, Runtime, TractRuntime};
 const SIZE: usize = 64;
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../onnx/golden")
+    vmunet_testdata::repo_root().join("onnx/golden")
 }
 
 fn bless() -> bool {
@@ -64,7 +64,8 @@ fn the_exporter_reproduces_the_golden_models() {
     let d = dir();
     let ck = d.join("tiny.bpk");
     let device = Default::default();
-    if bless() {
+    let fresh = bless() && !ck.is_file();
+    if fresh {
         std::fs::create_dir_all(&d).unwrap();
         <CpuBackend as burn::tensor::backend::Backend>::seed(&device, 7);
         checkpoint::save(&tiny().init::<CpuBackend>(&device).unwrap(), &ck).unwrap();
@@ -77,7 +78,7 @@ fn the_exporter_reproduces_the_golden_models() {
     for scan in ScanForm::ALL {
         let bytes = export(&model, &info.config, &options(scan))
             .unwrap()
-            .encode_to_vec();
+            .to_bytes();
         write_or_compare(&golden(scan), &bytes);
     }
     let x = vmunet_data::read_npy(&d.join("tiny-input.npy")).unwrap();
@@ -90,7 +91,7 @@ fn the_exporter_reproduces_the_golden_models() {
     let shape = y.dims().to_vec();
     let y = y.into_data().into_vec::<f32>().unwrap();
     let logits = d.join("tiny-logits.npy");
-    if bless() {
+    if fresh {
         vmunet_data::write_npy(&logits, &shape, &y).unwrap();
     }
     let want = vmunet_data::read_npy(&logits).unwrap();

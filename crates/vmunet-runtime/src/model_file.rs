@@ -1,10 +1,9 @@
 //! Reading an ONNX file's declared input and metadata before any runtime touches it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-use tract_onnx::pb::{tensor_shape_proto::dimension, type_proto, ModelProto};
+use vmunet_onnx_ir::pb::{tensor_shape_proto::dimension, type_proto};
+use vmunet_onnx_ir::{Activation, Model, ModelMetadata};
 
 use crate::RuntimeError;
 
@@ -66,40 +65,33 @@ pub struct ModelFile {
     pub path: PathBuf,
     /// First input.
     pub input: ModelInput,
-    /// Metadata entries.
-    pub metadata: BTreeMap<String, String>,
+    /// The vmunet metadata (all fields empty for other ONNX files).
+    pub metadata: ModelMetadata,
 }
 
 impl ModelFile {
     /// Reads and checks the file's header information.
     pub fn read(path: &Path) -> Result<Self, RuntimeError> {
-        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
         let bad = |reason: String| RuntimeError::NotOnnx {
             path: path.to_path_buf(),
             reason,
         };
-        let proto = ModelProto::decode(bytes.as_slice()).map_err(|e| {
-            bad(format!(
-                "protobuf decoding failed: {e}; the file may be truncated"
-            ))
+        let model = Model::read(path).map_err(|e| match e {
+            vmunet_onnx_ir::ModelError::Io { path, source } => RuntimeError::Io { path, source },
+            other => bad(other.reason()),
         })?;
-        crate::validate::check_model(&proto).map_err(|defect| RuntimeError::Malformed {
+        crate::validate::check_model(&model).map_err(|defect| RuntimeError::Malformed {
             path: path.to_path_buf(),
             defect,
         })?;
-        let graph = proto.graph.ok_or_else(|| bad("it has no graph".into()))?;
-        if graph.node.is_empty() {
-            return Err(bad("its graph has no nodes".into()));
-        }
+        let metadata = model.metadata().map_err(|e| bad(e.to_string()))?;
+        let graph = model.graph.proto();
         let inits: std::collections::HashSet<&str> =
-            graph.initializer.iter().map(|t| t.name.as_str()).collect();
+            graph.initializer.iter().map(|t| t.name()).collect();
         let vi = graph
             .input
             .iter()
-            .find(|i| !inits.contains(i.name.as_str()))
+            .find(|i| !inits.contains(i.name()))
             .ok_or_else(|| bad("it declares no input".into()))?;
         let dims = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
             Some(type_proto::Value::TensorType(t)) => t
@@ -118,33 +110,26 @@ impl ModelFile {
                         .collect()
                 })
                 .unwrap_or_default(),
-            None => return Err(bad(format!("input `{}` is not a tensor", vi.name))),
+            _ => return Err(bad(format!("input `{}` is not a tensor", vi.name()))),
         };
         Ok(Self {
             path: path.to_path_buf(),
             input: ModelInput {
-                name: vi.name.clone(),
+                name: vi.name().to_string(),
                 dims,
             },
-            metadata: proto
-                .metadata_props
-                .into_iter()
-                .map(|e| (e.key, e.value))
-                .collect(),
+            metadata,
         })
     }
 
     /// Checks an input shape against the declared input and, for size-dynamic exports, the
-    /// recorded limits (multiples of 32, at most `vmunet.max_size`).
+    /// recorded limits (multiples of 32, at most the recorded maximum size).
     pub fn check(&self, shape: &[usize]) -> Result<(), RuntimeError> {
         self.input.check(shape)?;
-        if !self.metadata.contains_key("vmunet.config") || shape.len() != 4 {
+        if !self.metadata.is_vmunet() || shape.len() != 4 {
             return Ok(());
         }
-        let max = self
-            .metadata
-            .get("vmunet.max_size")
-            .and_then(|v| v.parse::<usize>().ok());
+        let max = self.metadata.max_size();
         let bad = shape[2..]
             .iter()
             .any(|&s| s % 32 != 0 || max.is_some_and(|m| s > m));
@@ -161,10 +146,8 @@ impl ModelFile {
         Ok(())
     }
 
-    /// The output activation recorded at export (`sigmoid` or `softmax`).
-    pub fn activation(&self) -> Option<&str> {
-        self.metadata
-            .get("vmunet.output_activation")
-            .map(String::as_str)
+    /// The output activation recorded at export.
+    pub fn activation(&self) -> Option<Activation> {
+        self.metadata.output_activation
     }
 }

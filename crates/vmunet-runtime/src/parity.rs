@@ -255,9 +255,7 @@ mod tests {
     }
 
     fn open(name: &str) -> Box<dyn Runtime> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../onnx/golden")
-            .join(name);
+        let p = vmunet_testdata::golden(name);
         Box::new(Session::open(&p, &SessionOptions::default()).unwrap())
     }
 

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use vmunet_onnx_ir::ScanForm;
+
 use crate::RuntimeKind;
 
 /// Execution providers a profile may list.
@@ -70,19 +72,18 @@ pub struct DeviceProfile {
     pub batch: usize,
     /// Scan formulation to export for this target: `scan` (ONNX Scan loop), `chunked` (no
     /// control flow, for TensorRT) or `custom` (the ai.vmunet::SelectiveScan operator).
-    #[serde(default = "default_scan")]
-    pub scan: String,
+    #[serde(default, deserialize_with = "scan_field")]
+    pub scan: ScanForm,
     /// Chunk length when `scan = "chunked"`.
     pub chunk: Option<usize>,
     /// TensorRT options.
     pub tensorrt: Option<TensorRtSection>,
 }
 
-/// Scan formulations a profile may name.
-pub const SCAN_FORMS: [&str; 3] = ["scan", "chunked", "custom"];
-
-fn default_scan() -> String {
-    "scan".into()
+fn scan_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ScanForm, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse()
+        .map_err(|e| serde::de::Error::custom(format!("field `scan`: {e}")))
 }
 
 fn default_providers() -> Vec<ProviderName> {
@@ -148,15 +149,8 @@ impl DeviceProfile {
                 "field `runtime`: a device profile runs an ONNX file: `ort` or `tract`".into(),
             );
         }
-        if !SCAN_FORMS.contains(&self.scan.as_str()) {
-            return Err(format!(
-                "field `scan`: unknown formulation `{}` (expected {})",
-                self.scan,
-                SCAN_FORMS.join(", ")
-            ));
-        }
         if let Some(c) = self.chunk {
-            if self.scan != "chunked" {
+            if self.scan != ScanForm::Chunked {
                 return Err("field `chunk`: only used with `scan = \"chunked\"`".into());
             }
             if c == 0 || c > 4096 {
@@ -248,7 +242,7 @@ mod tests {
     use super::*;
 
     fn devices() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../devices")
+        vmunet_testdata::repo_root().join("devices")
     }
 
     #[test]

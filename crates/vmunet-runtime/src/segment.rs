@@ -238,7 +238,7 @@ mod tests {
     use crate::SessionOptions;
 
     fn segmenter() -> Segmenter {
-        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../onnx/golden/tiny-scan.onnx");
+        let model = vmunet_testdata::golden("tiny-scan.onnx");
         let session = Session::open(&model, &SessionOptions::default()).unwrap();
         Segmenter::new(session, &SegmenterOptions::default()).unwrap()
     }

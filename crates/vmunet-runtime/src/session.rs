@@ -29,6 +29,7 @@ pub struct Session {
     profile: Option<DeviceProfile>,
     channels: usize,
     fixed_size: Option<(usize, usize)>,
+    trained_size: Option<usize>,
     label: String,
 }
 
@@ -90,6 +91,7 @@ impl Session {
             runtime,
             channels,
             fixed_size,
+            trained_size: None,
             profile: options.profile.clone(),
             label: path.display().to_string(),
             file: Some(file),
@@ -105,8 +107,16 @@ impl Session {
             profile: None,
             channels,
             fixed_size: None,
+            trained_size: None,
             label,
         }
+    }
+
+    /// Records the input size (H = W) the model was trained at: [`Session::input_size`]
+    /// defaults to it.
+    pub fn with_trained_size(mut self, size: Option<usize>) -> Self {
+        self.trained_size = size;
+        self
     }
 
     /// Where the model came from (the file path, or a checkpoint's label).
@@ -135,7 +145,8 @@ impl Session {
     }
 
     /// The input (H, W) to run at: the model's own when fixed (a different `requested` size
-    /// is an error), else `requested`, else the profile's, else 256.
+    /// is an error), else `requested`, else the size it was trained at, else the profile's,
+    /// else 256.
     pub fn input_size(&self, requested: Option<usize>) -> Result<(usize, usize), RuntimeError> {
         match (self.fixed_size, requested) {
             (Some(hw), Some(s)) if hw != (s, s) => Err(RuntimeError::Shape {
@@ -145,7 +156,10 @@ impl Session {
             (Some(hw), _) => Ok(hw),
             (None, Some(s)) => Ok((s, s)),
             (None, None) => {
-                let s = self.profile.as_ref().map_or(256, |p| p.input_size);
+                let s = self
+                    .trained_size
+                    .or(self.profile.as_ref().map(|p| p.input_size))
+                    .unwrap_or(256);
                 Ok((s, s))
             }
         }
@@ -184,9 +198,7 @@ mod tests {
     use super::*;
 
     fn golden(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../onnx/golden")
-            .join(name)
+        vmunet_testdata::golden(name)
     }
 
     #[test]

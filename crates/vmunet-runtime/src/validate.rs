@@ -9,15 +9,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
-use vmunet_scan::{ONNX_DOMAIN, ONNX_OP};
+use vmunet_onnx_ir::pb::{GraphProto, NodeProto, TensorProto};
+use vmunet_onnx_ir::{GraphError, Model, CUSTOM_DOMAIN, CUSTOM_OP};
 
 /// What is wrong with a model that decodes but cannot be run safely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelDefect {
-    /// The model has no graph.
-    #[error("it has no graph")]
-    NoGraph,
     /// The graph has no nodes.
     #[error("its graph has no nodes")]
     NoNodes,
@@ -27,28 +24,10 @@ pub enum ModelDefect {
         /// Node name.
         node: String,
     },
-    /// A node reads a value that no node, initializer or graph input defines before it.
-    #[error("node `{node}` ({op}) reads `{input}`, which nothing defines before it")]
-    UndefinedInput {
-        /// Node name.
-        node: String,
-        /// Operator type.
-        op: String,
-        /// The missing value.
-        input: String,
-    },
-    /// Two nodes (or a node and an initializer / input) define the same value.
-    #[error("value `{name}` is defined twice")]
-    DuplicateValue {
-        /// Value name.
-        name: String,
-    },
-    /// A graph output that nothing defines.
-    #[error("graph output `{name}` is not produced by any node, initializer or input")]
-    UndefinedOutput {
-        /// Output name.
-        name: String,
-    },
+    /// The graph's wiring is broken: a value read before (or without) being defined, defined
+    /// twice, a cycle, a graph output nothing produces (the contract crate's topological check).
+    #[error("{0}")]
+    Graph(#[from] GraphError),
     /// An initializer with an unusable header (type, dimensions, storage).
     #[error("initializer `{name}`: {reason}")]
     BadInitializer {
@@ -86,12 +65,13 @@ pub enum ModelDefect {
 }
 
 /// Checks a decoded model; the first defect found is returned.
-pub fn check_model(model: &ModelProto) -> Result<(), ModelDefect> {
-    let graph = model.graph.as_ref().ok_or(ModelDefect::NoGraph)?;
+pub fn check_model(model: &Model) -> Result<(), ModelDefect> {
+    let graph = model.graph.proto();
     if graph.node.is_empty() {
         return Err(ModelDefect::NoNodes);
     }
-    check_graph(graph, &HashSet::new())
+    model.graph.check()?;
+    check_graph(graph)
 }
 
 /// A constant visible to the checks: its dimensions and, for small integer tensors, its values.
@@ -101,83 +81,44 @@ struct Const {
     ints: Option<Vec<i64>>,
 }
 
-/// Checks one graph; `outer` holds the names visible from enclosing graphs (Scan / Loop / If
-/// bodies may read them).
-fn check_graph(graph: &GraphProto, outer: &HashSet<String>) -> Result<(), ModelDefect> {
-    let mut defined: HashSet<String> = outer.clone();
-    let mut local: HashSet<&str> = HashSet::new();
+/// Checks one graph's initializers, operator types and constant operands (the wiring is
+/// checked by [`vmunet_onnx_ir::Graph::check`]); subgraphs (Scan / Loop / If bodies) included.
+fn check_graph(graph: &GraphProto) -> Result<(), ModelDefect> {
     let mut consts: HashMap<&str, Const> = HashMap::new();
     for t in &graph.initializer {
         let dims = check_initializer(t)?;
-        if !local.insert(t.name.as_str()) {
-            return Err(ModelDefect::DuplicateValue {
-                name: t.name.clone(),
-            });
-        }
         consts.insert(
-            t.name.as_str(),
+            t.name(),
             Const {
                 ints: int_values(t, &dims),
                 dims,
-                data_type: t.data_type,
+                data_type: t.data_type(),
             },
         );
     }
-    for s in &graph.sparse_initializer {
-        if let Some(v) = &s.values {
-            local.insert(v.name.as_str());
-        }
-    }
-    for i in &graph.input {
-        // An input may repeat an initializer's name (an overridable default).
-        local.insert(i.name.as_str());
-    }
-    defined.extend(local.iter().map(|s| s.to_string()));
     for node in &graph.node {
         let name = || {
-            if node.name.is_empty() {
-                format!("{} producing {:?}", node.op_type, node.output)
+            if node.name().is_empty() {
+                format!("{} producing {:?}", node.op_type(), node.output)
             } else {
-                node.name.clone()
+                node.name().to_string()
             }
         };
-        if node.op_type.is_empty() {
+        if node.op_type().is_empty() {
             return Err(ModelDefect::NoOpType { node: name() });
         }
-        for input in &node.input {
-            if !input.is_empty() && !defined.contains(input) {
-                return Err(ModelDefect::UndefinedInput {
-                    node: name(),
-                    op: node.op_type.clone(),
-                    input: input.clone(),
-                });
-            }
-        }
         for attr in &node.attribute {
-            if let Some(g) = &attr.g {
-                check_graph(g, &defined)?;
-            }
-            for g in &attr.graphs {
-                check_graph(g, &defined)?;
+            for g in attr.g.iter().chain(&attr.graphs) {
+                check_graph(g)?;
             }
         }
-        check_operands(node, &consts).map_err(|reason| ModelDefect::BadOperand {
-            node: name(),
-            op: node.op_type.clone(),
-            reason,
-        })?;
-        for out in node.output.iter().filter(|o| !o.is_empty()) {
-            if local.contains(out.as_str()) || !defined.insert(out.clone()) {
-                return Err(ModelDefect::DuplicateValue { name: out.clone() });
-            }
-        }
-    }
-    for o in &graph.output {
-        if !defined.contains(&o.name) {
-            return Err(ModelDefect::UndefinedOutput {
-                name: o.name.clone(),
-            });
-        }
+        check_axis_attributes(node)
+            .and_then(|()| check_operands(node, &consts))
+            .map_err(|reason| ModelDefect::BadOperand {
+                node: name(),
+                op: node.op_type().to_string(),
+                reason,
+            })?;
     }
     Ok(())
 }
@@ -199,10 +140,10 @@ fn element_bits(data_type: i32) -> Option<u64> {
 /// dimensions.
 fn check_initializer(t: &TensorProto) -> Result<Vec<usize>, ModelDefect> {
     let bad = |reason: String| ModelDefect::BadInitializer {
-        name: t.name.clone(),
+        name: t.name().to_string(),
         reason,
     };
-    if t.name.is_empty() {
+    if t.name().is_empty() {
         return Err(bad("it has no name".into()));
     }
     let mut count: u64 = 1;
@@ -218,11 +159,11 @@ fn check_initializer(t: &TensorProto) -> Result<Vec<usize>, ModelDefect> {
         // External data: the runtime reads (and checks) the side file.
         return Ok(dims);
     }
-    if t.data_type == 8 {
+    if t.data_type() == 8 {
         let found = t.string_data.len() as u64;
         if found != count {
             return Err(ModelDefect::InitializerSize {
-                name: t.name.clone(),
+                name: t.name().to_string(),
                 dims: t.dims.clone(),
                 expected: count,
                 found,
@@ -231,17 +172,17 @@ fn check_initializer(t: &TensorProto) -> Result<Vec<usize>, ModelDefect> {
         }
         return Ok(dims);
     }
-    let bits = element_bits(t.data_type)
-        .ok_or_else(|| bad(format!("unknown data type {}", t.data_type)))?;
-    if !t.raw_data.is_empty() || count == 0 {
+    let bits = element_bits(t.data_type())
+        .ok_or_else(|| bad(format!("unknown data type {}", t.data_type())))?;
+    if !t.raw_data().is_empty() || count == 0 {
         let expected = count
             .checked_mul(bits)
             .map(|b| b.div_ceil(8))
             .ok_or_else(|| bad(format!("dimensions {:?} overflow", t.dims)))?;
-        let found = t.raw_data.len() as u64;
+        let found = t.raw_data().len() as u64;
         if found != expected {
             return Err(ModelDefect::InitializerSize {
-                name: t.name.clone(),
+                name: t.name().to_string(),
                 dims: t.dims.clone(),
                 expected,
                 found,
@@ -251,7 +192,7 @@ fn check_initializer(t: &TensorProto) -> Result<Vec<usize>, ModelDefect> {
         return Ok(dims);
     }
     // Typed storage: which repeated field holds the values, and how many it must hold.
-    let (found, expected) = match t.data_type {
+    let (found, expected) = match t.data_type() {
         1 => (t.float_data.len(), count),
         14 => (t.float_data.len(), count.saturating_mul(2)),
         11 => (t.double_data.len(), count),
@@ -263,7 +204,7 @@ fn check_initializer(t: &TensorProto) -> Result<Vec<usize>, ModelDefect> {
     };
     if found as u64 != expected {
         return Err(ModelDefect::InitializerSize {
-            name: t.name.clone(),
+            name: t.name().to_string(),
             dims: t.dims.clone(),
             expected,
             found: found as u64,
@@ -279,16 +220,16 @@ fn int_values(t: &TensorProto, dims: &[usize]) -> Option<Vec<i64>> {
     if count > 1 << 16 {
         return None;
     }
-    match t.data_type {
-        7 if !t.raw_data.is_empty() => Some(
-            t.raw_data
+    match t.data_type() {
+        7 if !t.raw_data().is_empty() => Some(
+            t.raw_data()
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                 .collect(),
         ),
         7 => Some(t.int64_data.clone()),
-        6 if !t.raw_data.is_empty() => Some(
-            t.raw_data
+        6 if !t.raw_data().is_empty() => Some(
+            t.raw_data()
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
                 .collect(),
@@ -298,8 +239,35 @@ fn int_values(t: &TensorProto, dims: &[usize]) -> Option<Vec<i64>> {
     }
 }
 
+/// Highest tensor rank an axis attribute may address. ONNX sets no limit, but no operator of a
+/// real model comes near it, and back-ends loop or index on these values unchecked (tract spins
+/// on a LayerNormalization `axis` of `i64::MAX`).
+const MAX_RANK: i64 = 32;
+
+/// Axis-valued attributes (`axis`, `axes`, `perm`) of any operator stay within [`MAX_RANK`];
+/// their exact range needs shapes the checks do not infer.
+fn check_axis_attributes(node: &NodeProto) -> Result<(), String> {
+    for a in &node.attribute {
+        let values: &[i64] = match a.name() {
+            "axis" => std::slice::from_ref(a.i.as_ref().unwrap_or(&0)),
+            "axes" | "perm" => &a.ints,
+            _ => continue,
+        };
+        if let Some(v) = values.iter().find(|v| !(-MAX_RANK..MAX_RANK).contains(*v)) {
+            return Err(format!(
+                "attribute `{}` holds {v}, outside any tensor rank up to {MAX_RANK}",
+                a.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn attr_int(node: &NodeProto, name: &str) -> Option<i64> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
+    node.attribute
+        .iter()
+        .find(|a| a.name() == name)
+        .map(|a| a.i())
 }
 
 /// Resolves a possibly negative axis against `rank`.
@@ -320,7 +288,7 @@ fn check_operands(node: &NodeProto, consts: &HashMap<&str, Const>) -> Result<(),
             .filter(|n| !n.is_empty())
             .and_then(|n| consts.get(n.as_str()))
     };
-    match (node.domain.as_str(), node.op_type.as_str()) {
+    match (node.domain(), node.op_type()) {
         ("" | "ai.onnx", "Gather") => {
             if node.input.len() != 2 {
                 return Err(format!("takes 2 inputs, has {}", node.input.len()));
@@ -415,7 +383,7 @@ fn check_operands(node: &NodeProto, consts: &HashMap<&str, Const>) -> Result<(),
             }
             Ok(())
         }
-        (ONNX_DOMAIN, ONNX_OP) => check_selective_scan(node, consts),
+        (CUSTOM_DOMAIN, CUSTOM_OP) => check_selective_scan(node, consts),
         _ => Ok(()),
     }
 }
@@ -434,7 +402,7 @@ fn check_selective_scan(node: &NodeProto, consts: &HashMap<&str, Const>) -> Resu
         return Err(format!("has one output, not {}", node.output.len()));
     }
     if let Some(a) = node.attribute.first() {
-        return Err(format!("takes no attributes, has `{}`", a.name));
+        return Err(format!("takes no attributes, has `{}`", a.name()));
     }
     let c = |i: usize| consts.get(node.input[i].as_str());
     if let Some(a) = c(3) {
@@ -458,13 +426,9 @@ fn check_selective_scan(node: &NodeProto, consts: &HashMap<&str, Const>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost::Message;
 
-    fn golden(name: &str) -> ModelProto {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../onnx/golden")
-            .join(name);
-        ModelProto::decode(std::fs::read(path).expect("golden file").as_slice()).expect("decodes")
+    fn golden(name: &str) -> Model {
+        Model::read(&vmunet_testdata::golden(name)).expect("golden file decodes")
     }
 
     #[test]
@@ -477,24 +441,25 @@ mod tests {
     #[test]
     fn renamed_input_is_undefined() {
         let mut m = golden("tiny-scan.onnx");
-        let g = m.graph.as_mut().unwrap();
+        let g = m.graph.proto_mut();
         g.node[3].input[0] = "nowhere".into();
         assert!(matches!(
             check_model(&m),
-            Err(ModelDefect::UndefinedInput { input, .. }) if input == "nowhere"
+            Err(ModelDefect::Graph(GraphError::UndefinedInput { input, .. })) if input == "nowhere"
         ));
     }
 
     #[test]
     fn short_initializer_is_refused() {
         let mut m = golden("tiny-scan.onnx");
-        let g = m.graph.as_mut().unwrap();
+        let g = m.graph.proto_mut();
         let t = g
             .initializer
             .iter_mut()
-            .find(|t| t.raw_data.len() > 8)
+            .find(|t| t.raw_data().len() > 8)
             .unwrap();
-        t.raw_data.truncate(t.raw_data.len() - 4);
+        let raw = t.raw_data.as_mut().unwrap();
+        raw.truncate(raw.len() - 4);
         assert!(matches!(
             check_model(&m),
             Err(ModelDefect::InitializerSize { unit: "bytes", .. })
@@ -504,12 +469,12 @@ mod tests {
     #[test]
     fn gather_index_out_of_range_is_refused() {
         let mut m = golden("tiny-scan.onnx");
-        let g = m.graph.as_mut().unwrap();
+        let g = m.graph.proto_mut();
         // Make a Gather read constant data with an index past its end.
-        let gather = g.node.iter().position(|n| n.op_type == "Gather").unwrap();
+        let gather = g.node.iter().position(|n| n.op_type() == "Gather").unwrap();
         let idx = g.node[gather].input[1].clone();
-        let t = g.initializer.iter_mut().find(|t| t.name == idx).unwrap();
-        t.raw_data[..8].copy_from_slice(&5000i64.to_le_bytes());
+        let t = g.initializer.iter_mut().find(|t| t.name() == idx).unwrap();
+        t.raw_data.as_mut().unwrap()[..8].copy_from_slice(&5000i64.to_le_bytes());
         g.node[gather].input[0] = idx.clone();
         g.node[gather].attribute.clear();
         let err = check_model(&m).unwrap_err();
@@ -519,17 +484,51 @@ mod tests {
         );
     }
 
+    /// A bit flip that turned a LayerNormalization axis into `i64::MAX` made tract spin.
+    #[test]
+    fn absurd_axis_attribute_is_refused() {
+        let mut m = golden("tiny-scan.onnx");
+        let g = m.graph.proto_mut();
+        let ln = g
+            .node
+            .iter_mut()
+            .find(|n| n.op_type() == "LayerNormalization")
+            .unwrap();
+        let axis = ln
+            .attribute
+            .iter_mut()
+            .find(|a| a.name() == "axis")
+            .unwrap();
+        axis.i = Some(i64::MAX);
+        let err = check_model(&m).unwrap_err();
+        assert!(
+            matches!(&err, ModelDefect::BadOperand { op, reason, .. }
+                if op == "LayerNormalization" && reason.contains("axis")),
+            "{err}"
+        );
+    }
+
     #[test]
     fn reshape_with_two_free_dims_is_refused() {
         let mut m = golden("tiny-scan.onnx");
-        let g = m.graph.as_mut().unwrap();
-        let r = g.node.iter().position(|n| n.op_type == "Reshape").unwrap();
-        let shape = g.node[r].input[1].clone();
-        let t = g.initializer.iter_mut().find(|t| t.name == shape).unwrap();
-        t.raw_data = [-1i64, -1, 16]
+        let g = m.graph.proto_mut();
+        let r = g
+            .node
             .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+            .position(|n| n.op_type() == "Reshape")
+            .unwrap();
+        let shape = g.node[r].input[1].clone();
+        let t = g
+            .initializer
+            .iter_mut()
+            .find(|t| t.name() == shape)
+            .unwrap();
+        t.raw_data = Some(
+            [-1i64, -1, 16]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        );
         assert!(matches!(
             check_model(&m),
             Err(ModelDefect::BadOperand { op, .. }) if op == "Reshape"
@@ -539,17 +538,17 @@ mod tests {
     #[test]
     fn custom_scan_with_wrong_parameter_shape_is_refused() {
         let mut m = golden("tiny-custom.onnx");
-        let g = m.graph.as_mut().unwrap();
+        let g = m.graph.proto_mut();
         let n = g
             .node
             .iter()
-            .find(|n| n.op_type == ONNX_OP)
+            .find(|n| n.op_type() == CUSTOM_OP)
             .unwrap()
             .clone();
         let t = g
             .initializer
             .iter_mut()
-            .find(|t| t.name == n.input[4])
+            .find(|t| t.name() == n.input[4])
             .unwrap();
         t.dims = vec![t.dims[0] / 2, 2];
         assert!(matches!(

@@ -15,18 +15,13 @@ use crate::order::{position, DIRECTIONS};
 use crate::reference::ReferenceScan;
 use crate::scan::SelectiveScan;
 
-/// ONNX operator domain of the cross scan as a custom operator.
-pub const ONNX_DOMAIN: &str = "ai.vmunet";
-/// ONNX operator type of the cross scan. Inputs: `u (N, H, W, D)`, `delta (N, K, L, D)` before
-/// bias and softplus, `x_dbl (N, L, K, R + 2S)`, `A (K D, S)`, `D (K D)`, `delta_bias (K D)`;
-/// output `y (N, H, W, D)` summed over the four directions, D skip included (= [`cross_scan`]).
-pub const ONNX_OP: &str = "SelectiveScan";
-
-/// Runs [`cross_scan`] on the custom operator's six inputs given as `(shape, data)`; checks
-/// every shape and returns the output's.
+/// Runs [`cross_scan`] on six inputs given as `(shape, data)` (the custom ONNX operator's
+/// contract): `u (N, H, W, D)`, `delta (N, K, L, D)` before bias and softplus,
+/// `x_dbl (N, L, K, R + 2S)`, `A (K D, S)`, `D (K D)`, `delta_bias (K D)`; checks every shape
+/// and returns the output `y (N, H, W, D)`, summed over the four directions, D skip included.
 pub fn cross_scan_op(inputs: [(&[usize], &[f32]); 6]) -> Result<(Vec<usize>, Vec<f32>), ScanError> {
     let [u, delta, x_dbl, a, d, bias] = inputs;
-    let bad = |what: &str| ScanError::Dims(format!("{ONNX_OP}: {what}"));
+    let bad = |what: &str| ScanError::Dims(format!("cross scan: {what}"));
     let (&[n, h, w, c], &[_, _, _, p], &[_, s]) = (u.0, x_dbl.0, a.0) else {
         return Err(bad(&format!(
             "expected u (N, H, W, D), x_dbl (N, L, K, P) and A (K D, S); got {:?}, {:?}, {:?}",

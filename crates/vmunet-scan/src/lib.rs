@@ -69,7 +69,7 @@ pub use burn_op::{
 pub use cpu::CpuScan;
 pub use cross::{
     cross_scan, cross_scan_backward_reference, cross_scan_op, cross_scan_reference, CrossScanGrads,
-    CrossScanInputs, ONNX_DOMAIN, ONNX_OP,
+    CrossScanInputs,
 };
 pub use cross_bwd::cross_scan_backward;
 pub use dims::{CrossScanDims, ScanDims, ScanError, ScanInputs};

@@ -8,12 +8,21 @@
 
 use std::path::{Path, PathBuf};
 
-/// The repository root (the workspace folder).
+/// The repository root (the workspace folder): the nearest folder holding `onnx/golden` above
+/// the running test's package (Cargo sets `CARGO_MANIFEST_DIR` for test processes), else above
+/// where this crate was compiled. The run-time lookup comes first because Cargo does not rebuild
+/// a path dependency when the checkout moves, so a compile-time path can be stale.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let running = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let found = running
+        .iter()
+        .map(PathBuf::as_path)
+        .chain([compiled])
+        .flat_map(Path::ancestors)
+        .find(|d| d.join("onnx/golden").is_dir())
+        .map(Path::to_path_buf);
+    found.unwrap_or_else(|| compiled.join("../.."))
 }
 
 /// A file in `onnx/golden` (tiny golden models, their input and logits).

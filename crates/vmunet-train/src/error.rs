@@ -14,10 +14,10 @@ pub enum TrainError {
     /// The model configuration is invalid.
     #[error("model configuration: {0}")]
     Model(#[from] vmunet_model::ModelError),
-    /// A metric cannot be computed (shape mismatch).
     /// An exported model failed in its runtime.
     #[error(transparent)]
     Runtime(#[from] vmunet_runtime::RuntimeError),
+    /// A metric cannot be computed (shape mismatch).
     #[error("metrics: {0}")]
     Metrics(#[from] vmunet_metrics::MetricsError),
     /// The training configuration is invalid.

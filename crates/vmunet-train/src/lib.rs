@@ -10,6 +10,8 @@
 //! The loop is backend-generic: ndarray on the CPU (the scan's host kernel and its backward),
 //! burn-wgpu / burn-cuda with the CubeCL scan kernel.
 
+#![deny(missing_docs)]
+
 mod config;
 pub mod data;
 mod error;

@@ -185,6 +185,8 @@ where
         )
     };
     let kind = state.dataset;
+    // Recorded in best.bpk / last.bpk: evaluation, export and inference default to it.
+    let trained_size = Some(cfg.size_for(kind));
     let loss_kind = cfg.loss.unwrap_or(kind.default_loss());
     check_classes(&cfg, loss_kind)?;
     std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(&out, e))?;
@@ -342,13 +344,13 @@ where
             &epoch_file(&out, epoch + 1, "optim.bin"),
         )?;
         if improved {
-            checkpoint::save(&inner, &run_file(&out, "best.bpk"))?;
+            checkpoint::save_with_input_size(&inner, &run_file(&out, "best.bpk"), trained_size)?;
             state.best = val_loss.map(|v| (epoch + 1, v));
         }
         state.epochs_done = epoch + 1;
         state.history.push(record.clone());
         write_json(&state_path, &state)?;
-        checkpoint::save(&inner, &run_file(&out, "last.bpk"))?;
+        checkpoint::save_with_input_size(&inner, &run_file(&out, "last.bpk"), trained_size)?;
         write_logs(&out, &state)?;
         prune(&out, epoch + 1);
         observer.epoch_end(&record, improved);

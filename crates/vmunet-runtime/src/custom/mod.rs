@@ -8,5 +8,5 @@ pub(crate) mod tract_op;
 
 /// True when the model file uses the custom scan operator.
 pub fn uses_custom_scan(file: &crate::ModelFile) -> bool {
-    file.metadata.get("vmunet.scan").map(String::as_str) == Some("custom")
+    file.metadata.scan == Some(vmunet_onnx_ir::ScanForm::Custom)
 }

@@ -4,7 +4,8 @@ use ort::operator::{
     ComputeContext, Kernel, KernelContext, Operator, OperatorDomain, OperatorInput, OperatorOutput,
 };
 use ort::value::TensorElementType;
-use vmunet_scan::{cross_scan_op, ONNX_DOMAIN, ONNX_OP};
+use vmunet_onnx_ir::{CUSTOM_DOMAIN as ONNX_DOMAIN, CUSTOM_OP as ONNX_OP};
+use vmunet_scan::cross_scan_op;
 
 /// The operator (stateless).
 pub struct SelectiveScan;

@@ -3,7 +3,8 @@
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
-use vmunet_scan::{cross_scan_op, ONNX_DOMAIN, ONNX_OP};
+use vmunet_onnx_ir::{CUSTOM_DOMAIN as ONNX_DOMAIN, CUSTOM_OP as ONNX_OP};
+use vmunet_scan::cross_scan_op;
 
 /// The cross selective scan; the output has `u`'s shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
