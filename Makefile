@@ -99,6 +99,9 @@ DEMO_EPOCHS ?= 3
 DEMO_STEPS ?=
 DEMO_BATCH ?= 8
 DEMO_VAL ?= 100
+# The reference model the project ships (models/README.md: trained by `vmunet train` on ISIC 2017,
+# dims 16..128 at 128x128): the demo scores, exports, segments and checks it as well.
+REF_MODEL ?= models/isic2017-16-128.bpk
 demo: build venv
 	@mkdir -p $(DEMO_OUT)
 	@set -e; \
@@ -123,7 +126,13 @@ demo: build venv
 	echo "== parity: burn vs the exports in tract and ONNX Runtime (validation images)"; \
 	$(BIN) parity --checkpoint $$run/best.bpk --model $(DEMO_OUT)/vmunet-trained.onnx --images $$data/val/images --max-images 4 --random 1 --json $(DEMO_OUT)/parity.json; \
 	$(BIN) parity --checkpoint $$run/best.bpk --model $(DEMO_OUT)/vmunet-trained-custom.onnx --images $$data/val/images --max-images 4 --random 1 --json $(DEMO_OUT)/parity-custom.json; \
-	echo "run folder $$run: last.bpk, best.bpk, metrics.csv, curves.png; masks and reports in $(DEMO_OUT)/"
+	echo "== the reference model $(REF_MODEL) (models/README.md): paper metrics on the validation split at the size it was trained at"; \
+	$(BIN) eval --checkpoint $(REF_MODEL) --data $$data --json $(DEMO_OUT)/eval-reference.json; \
+	echo "== export it with the custom scan operator (at its recorded input size), segment $$img with ONNX Runtime, parity against burn"; \
+	$(BIN) export --checkpoint $(REF_MODEL) --class-names lesion --profile devices/x86-cpu.toml -o $(DEMO_OUT)/reference-custom.onnx; \
+	$(BIN) infer --model $(DEMO_OUT)/reference-custom.onnx --profile devices/x86-cpu.toml "$$img" --out $(DEMO_OUT)/masks-reference; \
+	$(BIN) parity --checkpoint $(REF_MODEL) --model $(DEMO_OUT)/reference-custom.onnx --images $$data/val/images --max-images 4 --random 1 --json $(DEMO_OUT)/parity-reference.json; \
+	echo "run folder $$run: last.bpk, best.bpk, metrics.csv, curves.png; masks and reports in $(DEMO_OUT)/ (the reference model's in masks-reference/, *-reference.json)"
 
 # Every scan formulation in every runtime, beside burn and the official PyTorch figure.
 bench: build venv

@@ -28,9 +28,10 @@ pub struct Args {
         arg(long, value_name = "model.onnx", required = true)
     )]
     model: Option<PathBuf>,
-    /// Input size (H = W) for the stage shapes.
-    #[arg(long, default_value_t = 256)]
-    size: usize,
+    /// Input size (H = W) for the stage shapes (default: the size the checkpoint was trained
+    /// at, else 256).
+    #[arg(long)]
+    size: Option<usize>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -89,7 +90,8 @@ fn checkpoint_info(a: Args) -> Result<()> {
     let loaded = a.source.load()?;
     let cfg = &loaded.config;
     let params = loaded.model.num_params();
-    let stages = cfg.stage_shapes(a.size, a.size);
+    let size = a.size.or(loaded.input_size()).unwrap_or(256);
+    let stages = cfg.stage_shapes(size, size);
     if a.json {
         let v = serde_json::json!({
             "source": loaded.label,
@@ -144,7 +146,7 @@ fn checkpoint_info(a: Args) -> Result<()> {
         cfg.dt_rank
             .map_or("ceil(C/16)".to_string(), |r| r.to_string())
     );
-    println!("stages at {}x{}:", a.size, a.size);
+    println!("stages at {size}x{size}:");
     println!(
         "  {:<10} {:>8} {:>11} {:>7} {:>8} {:>8}",
         "stage", "channels", "size", "blocks", "d_inner", "dt_rank"

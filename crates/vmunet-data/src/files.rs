@@ -101,7 +101,7 @@ mod tests {
     fn duplicate_stems_are_refused() {
         let a = PathBuf::from("x/img.png");
         let b = PathBuf::from("y/img.jpg");
-        assert!(check_unique_stems(&[a.clone()]).is_ok());
+        assert!(check_unique_stems(std::slice::from_ref(&a)).is_ok());
         let e = check_unique_stems(&[a, b]).unwrap_err();
         assert!(e.to_string().contains("img_mask.png"), "{e}");
     }

@@ -299,3 +299,14 @@ fn burnpack_records_the_training_input_size() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+/// The reference model in `models/` loads, has the architecture its README states and records
+/// the input size it was trained at.
+#[test]
+fn shipped_reference_model_loads_with_its_training_size() {
+    let path = vmunet_testdata::repo_root().join("models/isic2017-16-128.bpk");
+    let (model, info) = checkpoint::load::<CpuBackend>(&path, &Default::default()).unwrap();
+    assert_eq!(info.input_size, Some(128));
+    assert_eq!(info.config.dims, vec![16, 32, 64, 128]);
+    assert_eq!(model.num_params(), 1_098_621);
+}

@@ -34,7 +34,7 @@ pub use ort_lib::{OrtLibError, OrtLibrary, MIN_ORT_VERSION};
 #[cfg(feature = "ort")]
 pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
 pub use parity::{
-    check_parity, image_inputs, random_inputs, ParityInput, ParityReport, RuntimeParity,
+    check_parity, image_inputs, random_inputs, Candidate, ParityInput, ParityReport, RuntimeParity,
 };
 pub use profile::{DeviceProfile, Precision, ProfileError, ProviderName, TensorRtSection};
 pub use segment::{

@@ -138,7 +138,7 @@ pub enum OrtLibError {
 
 impl OrtLibError {
     /// Attributes a probe error to `source` (probes do not know how the file was found).
-    fn from_source(mut self, from: LibrarySource) -> Self {
+    fn attributed_to(mut self, from: LibrarySource) -> Self {
         match &mut self {
             OrtLibError::NotFound { .. } => {}
             OrtLibError::Missing { origin, .. }
@@ -283,7 +283,7 @@ fn find(
     probe: &dyn Fn(&Path) -> Result<String, OrtLibError>,
 ) -> Result<OrtLibrary, OrtLibError> {
     let vet = |path: PathBuf, source: LibrarySource| -> Result<OrtLibrary, OrtLibError> {
-        let version = probe(&path).map_err(|e| e.from_source(source))?;
+        let version = probe(&path).map_err(|e| e.attributed_to(source))?;
         check_version(&path, source, &version)?;
         Ok(OrtLibrary {
             path,
@@ -340,7 +340,7 @@ fn find(
             Err(OrtLibError::NotLoadable { reason, .. }) => looked.push(format!(
                 "{name} through the system loader (LD_LIBRARY_PATH, ldconfig): {reason}"
             )),
-            Err(e) => return Err(e.from_source(LibrarySource::SystemLoader)),
+            Err(e) => return Err(e.attributed_to(LibrarySource::SystemLoader)),
         }
     }
     Err(OrtLibError::NotFound { looked })

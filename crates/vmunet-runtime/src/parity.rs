@@ -155,6 +155,10 @@ fn mask_of(logits: &[f32], shape: &[usize]) -> Vec<u8> {
     mask_from_probabilities(&p, classes, (h, w), (h, w), 0.5).data
 }
 
+/// A runtime to compare with the reference: its name, and the opened runtime or why it could
+/// not be opened.
+pub type Candidate = (String, Result<Box<dyn Runtime>, RuntimeError>);
+
 /// Runs `reference` and every candidate on `inputs` and compares. A candidate that failed
 /// to open is reported as not run (`Err` carries why); an error while running an opened one
 /// is an error of the whole check.
@@ -162,7 +166,7 @@ pub fn check_parity(
     model: &str,
     reference_label: &str,
     reference: &mut dyn Runtime,
-    candidates: Vec<(String, Result<Box<dyn Runtime>, RuntimeError>)>,
+    candidates: Vec<Candidate>,
     inputs: &[ParityInput],
     threshold: f32,
 ) -> Result<ParityReport, RuntimeError> {

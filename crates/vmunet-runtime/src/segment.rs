@@ -26,7 +26,7 @@ pub enum SegmentError {
         /// The image being segmented.
         image: PathBuf,
         /// Cause.
-        source: RuntimeError,
+        source: Box<RuntimeError>,
     },
 }
 
@@ -170,7 +170,7 @@ impl Segmenter {
     ) -> Result<SegmentedFile, SegmentError> {
         let seg = self.segment(img).map_err(|source| SegmentError::Runtime {
             image: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         })?;
         let t = Instant::now();
         let name = output_stem(path);
