@@ -1,6 +1,6 @@
 //! `vmunet forward` in burn, tract and ONNX Runtime.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::common::*;
@@ -138,7 +138,7 @@ fn forward_in_onnxruntime_matches_official() {
     assert!(d <= 5e-4, "max|diff| {d}");
     let _ = lib;
     // The same through a device profile.
-    let profile = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("devices/x86-cpu.toml");
+    let profile = vmunet_testdata::repo_root().join("devices/x86-cpu.toml");
     let o = run(&[
         "forward",
         "--model",

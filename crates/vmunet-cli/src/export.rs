@@ -61,12 +61,9 @@ pub fn run(a: Args) -> Result<()> {
         .or(profile.as_ref().and_then(|p| p.chunk))
         .unwrap_or(DEFAULT_CHUNK);
     let loaded = a.source.load()?;
-    // The size asked for, else the one the checkpoint was trained at, else the profile's.
-    let size = a
-        .size
-        .or(loaded.input_size())
-        .or(profile.as_ref().map(|p| p.input_size))
-        .unwrap_or(256);
+    let size = a.size.unwrap_or_else(|| {
+        vmunet_runtime::default_input_size(loaded.input_size(), profile.as_ref())
+    });
     let opts = ExportOptions {
         height: size,
         width: size,

@@ -708,8 +708,8 @@ impl Graph {
 
     // ----- checks -----
 
-    /// Checks that every node input is defined before use (graph inputs, initializers, earlier
-    /// node outputs; for subgraphs also the enclosing scope), that there is no cycle, that no
+    /// Checks that every node input is defined before use (graph inputs, initializers, sparse
+    /// initializers, earlier node outputs; for subgraphs also the enclosing scope), that there is no cycle, that no
     /// value is produced twice and that every graph output is produced; subgraphs included.
     pub fn check(&self) -> Result<(), GraphError> {
         self.check_in(&HashSet::new())
@@ -721,6 +721,12 @@ impl Graph {
         defined.insert(String::new()); // an omitted optional input
         defined.extend(g.input.iter().map(|v| v.name().to_string()));
         defined.extend(g.initializer.iter().map(|t| t.name().to_string()));
+        defined.extend(
+            g.sparse_initializer
+                .iter()
+                .filter_map(|s| s.values.as_ref())
+                .map(|v| v.name().to_string()),
+        );
         let mut producer: HashMap<&str, usize> = HashMap::new();
         for (i, n) in g.node.iter().enumerate() {
             for o in n.output.iter().filter(|o| !o.is_empty()) {

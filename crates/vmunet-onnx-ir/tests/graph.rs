@@ -163,6 +163,26 @@ fn check_catches_order_dangling_outputs_and_double_producers() {
     assert_eq!(g.check(), Err(GraphError::ProducedTwice(out)));
 }
 
+/// A sparse initializer defines its value like a dense one.
+#[test]
+fn sparse_initializers_define_their_values() {
+    let mut g = small();
+    g.proto_mut()
+        .node
+        .push(node("sparse_add", "Add", &["y", "s"], &["z"]));
+    assert!(matches!(g.check(), Err(GraphError::UndefinedInput { .. })));
+    g.proto_mut()
+        .sparse_initializer
+        .push(vmunet_onnx_ir::pb::SparseTensorProto {
+            values: Some(vmunet_onnx_ir::pb::TensorProto {
+                name: Some("s".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    g.check().unwrap();
+}
+
 #[test]
 fn cast_insertion_rewires_one_or_all_readers() {
     let mut g = small();

@@ -1,7 +1,7 @@
 //! Every export formulation (`scan`, `chunked`, `custom`; fixed and dynamic H/W), run in tract
 //! and ONNX Runtime, against the official PyTorch logits and the burn model.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData};
 use vmunet_data::Array;
@@ -246,7 +246,7 @@ fn onnx_checker_and_onnxruntime_accept_the_export() {
         eprintln!("SKIP: VMUNET_PYTHON is not set (run through `make test`, which installs onnx and onnxruntime)");
         return;
     };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../onnx/check_model.py");
+    let script = vmunet_testdata::repo_root().join("onnx/check_model.py");
     let (model, cfg) = load(&dir, "small_strong");
     let tmp = tempfile::tempdir().unwrap();
     for v in variants() {

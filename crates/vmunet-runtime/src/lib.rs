@@ -40,7 +40,7 @@ pub use profile::{DeviceProfile, Precision, ProfileError, ProviderName, TensorRt
 pub use segment::{
     timing_csv, SegmentError, Segmentation, SegmentedFile, Segmenter, SegmenterOptions, Timing,
 };
-pub use session::{Session, SessionOptions};
+pub use session::{default_input_size, Session, SessionOptions};
 pub use tract_rt::TractRuntime;
 use vmunet_data::Array;
 

@@ -22,6 +22,12 @@ pub struct SessionOptions {
     pub threads: Option<usize>,
 }
 
+/// The input size (H = W) when none is asked for: the size the model was trained at, else the
+/// device profile's, else 256.
+pub fn default_input_size(trained: Option<usize>, profile: Option<&DeviceProfile>) -> usize {
+    trained.or(profile.map(|p| p.input_size)).unwrap_or(256)
+}
+
 /// An opened model: the runtime that runs it and what is known of its input.
 pub struct Session {
     runtime: Box<dyn Runtime>,
@@ -156,10 +162,7 @@ impl Session {
             (Some(hw), _) => Ok(hw),
             (None, Some(s)) => Ok((s, s)),
             (None, None) => {
-                let s = self
-                    .trained_size
-                    .or(self.profile.as_ref().map(|p| p.input_size))
-                    .unwrap_or(256);
+                let s = default_input_size(self.trained_size, self.profile.as_ref());
                 Ok((s, s))
             }
         }
