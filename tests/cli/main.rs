@@ -1,6 +1,7 @@
 //! End-to-end: the `vmunet` binary driven as a user drives it, one module per command.
 
 mod common;
+mod compress;
 mod eval;
 mod export;
 mod forward;

@@ -78,8 +78,38 @@ fn onnx_info(path: &std::path::Path, json: bool) -> Result<()> {
         bytes as f64 / 1e6
     );
     println!("input:        {}", file.input);
-    for (k, v) in &props {
+    if let Some(p) = file.metadata.precision {
+        println!("precision:    {p}");
+    }
+    for (k, v) in props
+        .iter()
+        .filter(|(k, _)| k != vmunet_onnx_ir::keys::COMPRESSION)
+    {
         println!("{k:<26}{v}");
+    }
+    if !file.metadata.compression.is_empty() {
+        println!("history:");
+        for (i, step) in file.metadata.compression.iter().enumerate() {
+            println!(
+                "  {}. {}{}",
+                i + 1,
+                step.kind,
+                step.tool
+                    .as_deref()
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default()
+            );
+            for (k, v) in &step.params {
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Array(a) if a.len() > 6 => {
+                        format!("{} entries", a.len())
+                    }
+                    other => other.to_string(),
+                };
+                println!("       {k:<18}{text}");
+            }
+        }
     }
     Ok(())
 }

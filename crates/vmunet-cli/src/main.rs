@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod compress;
 #[cfg(feature = "full")]
 mod eval;
 #[cfg(feature = "full")]
@@ -61,6 +62,9 @@ enum Command {
     /// Write a generated lesion set in the ISIC layout (demo data when no real set is at hand).
     #[cfg(feature = "full")]
     SynthIsic(synth::Args),
+    /// Compress an exported model: fp16, int8 (QDQ or QOperator, calibrated on real images)
+    /// and the int8 sensitivity report.
+    Compress(compress::Args),
     /// Time the forward pass on the CPU backend and report latency and peak memory.
     Bench(bench::Args),
 }
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Forward(a) => forward::run(a),
         Command::Infer(a) => infer::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Compress(a) => compress::run(a),
         #[cfg(feature = "full")]
         Command::Export(a) => export::run(a),
         Command::Parity(a) => parity::run(a),

@@ -18,6 +18,7 @@ pub mod ort_lib;
 #[cfg(feature = "ort")]
 mod ort_rt;
 mod parity;
+mod probe;
 mod profile;
 mod segment;
 mod session;
@@ -36,12 +37,13 @@ pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
 pub use parity::{
     check_parity, image_inputs, random_inputs, Candidate, ParityInput, ParityReport, RuntimeParity,
 };
+pub use probe::Probe;
 pub use profile::{DeviceProfile, Precision, ProfileError, ProviderName, TensorRtSection};
 pub use segment::{
     timing_csv, SegmentError, Segmentation, SegmentedFile, Segmenter, SegmenterOptions, Timing,
 };
 pub use session::{default_input_size, Session, SessionOptions};
-pub use tract_rt::TractRuntime;
+pub use tract_rt::{native_half, TractRuntime};
 use vmunet_data::Array;
 
 /// Runtime errors; each names the file or the tensor at fault.

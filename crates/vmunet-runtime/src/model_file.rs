@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use vmunet_onnx_ir::pb::{tensor_shape_proto::dimension, type_proto};
+use vmunet_onnx_ir::pb::{
+    tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, ValueInfoProto,
+};
 use vmunet_onnx_ir::{Activation, Model, ModelMetadata};
 
 use crate::RuntimeError;
@@ -23,6 +25,8 @@ pub struct ModelInput {
     pub name: String,
     /// Declared dimensions.
     pub dims: Vec<ModelDim>,
+    /// Element type (float32, or float16 for an fp16 model without `--keep-io-fp32`).
+    pub elem: DataType,
 }
 
 impl ModelInput {
@@ -65,8 +69,20 @@ pub struct ModelFile {
     pub path: PathBuf,
     /// First input.
     pub input: ModelInput,
+    /// Element type of the first output (the logits).
+    pub output_elem: DataType,
     /// The vmunet metadata (all fields empty for other ONNX files).
     pub metadata: ModelMetadata,
+}
+
+/// The element type a value declares (undefined when it declares none).
+fn elem_type(vi: &ValueInfoProto) -> DataType {
+    match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => {
+            DataType::try_from(t.elem_type.unwrap_or(0)).unwrap_or(DataType::Undefined)
+        }
+        _ => DataType::Undefined,
+    }
 }
 
 impl ModelFile {
@@ -112,12 +128,28 @@ impl ModelFile {
                 .unwrap_or_default(),
             _ => return Err(bad(format!("input `{}` is not a tensor", vi.name()))),
         };
+        let elem = elem_type(vi);
+        let output_elem = graph
+            .output
+            .first()
+            .map(elem_type)
+            .ok_or_else(|| bad("it declares no output".into()))?;
+        for (what, t) in [("input", elem), ("output", output_elem)] {
+            if !matches!(t, DataType::Float | DataType::Float16 | DataType::Undefined) {
+                return Err(bad(format!(
+                    "its {what} is {}, not float32 or float16",
+                    t.as_str_name()
+                )));
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             input: ModelInput {
                 name: vi.name().to_string(),
                 dims,
+                elem,
             },
+            output_elem,
             metadata,
         })
     }
@@ -144,6 +176,18 @@ impl ModelFile {
             });
         }
         Ok(())
+    }
+
+    /// Whether the first (non-initializer) input of `model` is float16.
+    pub fn first_input_is_half(model: &Model) -> bool {
+        let graph = model.graph.proto();
+        let inits: std::collections::HashSet<&str> =
+            graph.initializer.iter().map(|t| t.name()).collect();
+        graph
+            .input
+            .iter()
+            .find(|i| !inits.contains(i.name()))
+            .is_some_and(|vi| elem_type(vi) == DataType::Float16)
     }
 
     /// The output activation recorded at export.

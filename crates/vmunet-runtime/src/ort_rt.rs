@@ -259,16 +259,33 @@ impl Runtime for OrtRuntime {
 
 impl OrtRuntime {
     fn run_unguarded(&mut self, input: &Array) -> Result<Array, RuntimeError> {
-        let x = Tensor::from_array((input.shape.clone(), input.data.clone().into_boxed_slice()))
-            .map_err(ort_err)?;
-        let outputs = self.session.run(ort::inputs![x]).map_err(ort_err)?;
+        use vmunet_onnx_ir::pb::tensor_proto::DataType;
+        let outputs = if self.file.input.elem == DataType::Float16 {
+            let data: Vec<half::f16> = input.data.iter().map(|&v| half::f16::from_f32(v)).collect();
+            let x = Tensor::from_array((input.shape.clone(), data.into_boxed_slice()))
+                .map_err(ort_err)?;
+            self.session.run(ort::inputs![x]).map_err(ort_err)?
+        } else {
+            let x =
+                Tensor::from_array((input.shape.clone(), input.data.clone().into_boxed_slice()))
+                    .map_err(ort_err)?;
+            self.session.run(ort::inputs![x]).map_err(ort_err)?
+        };
         if outputs.len() == 0 {
             return Err(ort_err("the model produced no output"));
         }
-        let (shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(ort_err)?;
+        let (shape, data) = if self.file.output_elem == DataType::Float16 {
+            let (shape, data) = outputs[0]
+                .try_extract_tensor::<half::f16>()
+                .map_err(ort_err)?;
+            (shape.to_vec(), data.iter().map(|v| v.to_f32()).collect())
+        } else {
+            let (shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(ort_err)?;
+            (shape.to_vec(), data.to_vec())
+        };
         Ok(Array {
             shape: shape.iter().map(|&d| d as usize).collect(),
-            data: data.to_vec(),
+            data,
         })
     }
 }

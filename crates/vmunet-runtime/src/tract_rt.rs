@@ -75,6 +75,19 @@ impl TractRuntime {
         &self.file
     }
 
+    /// Whether the plan reads a float16 input (only where the CPU computes in float16).
+    fn half_input(&self) -> bool {
+        self.file.input.elem == vmunet_onnx_ir::pb::tensor_proto::DataType::Float16 && native_half()
+    }
+
+    fn input_fact(&self, shape: &[usize]) -> InferenceFact {
+        if self.file.input.elem == vmunet_onnx_ir::pb::tensor_proto::DataType::Float16 {
+            f16::fact(shape).into()
+        } else {
+            f32::fact(shape).into()
+        }
+    }
+
     fn plan(&mut self, shape: &[usize]) -> Result<Plan, RuntimeError> {
         if let Some(p) = self.plans.get(shape) {
             return Ok(p.clone());
@@ -82,9 +95,10 @@ impl TractRuntime {
         let typed = self
             .model
             .clone()
-            .with_input_fact(0, f32::fact(shape).into())
+            .with_input_fact(0, self.input_fact(shape))
             .and_then(|m| m.into_typed())
             .and_then(|m| m.into_decluttered())
+            .and_then(widen_half)
             .map_err(backend)?;
         check_gathers(&typed).map_err(|defect| RuntimeError::Malformed {
             path: self.file.path.clone(),
@@ -99,12 +113,48 @@ impl TractRuntime {
     }
 }
 
+/// Whether this CPU has float16 arithmetic that tract's kernels use (ARMv8.2 FP16, e.g. a
+/// Jetson Orin's Cortex-A78AE). Elsewhere float16 would be emulated, slowly and with float16
+/// accumulation: a float16 model then computes in float32 (as ONNX Runtime's CPU provider
+/// does), keeping its float16 storage.
+pub fn native_half() -> bool {
+    tract_linalg::has_fp16()
+}
+
+/// Float16 models compute in float32 where the CPU has no float16 arithmetic
+/// ([`native_half`]); the plan then reads and writes float32.
+pub(crate) fn widen_half(model: TypedModel) -> TractResult<TypedModel> {
+    let half = model.nodes().iter().any(|n| {
+        n.outputs
+            .iter()
+            .any(|o| o.fact.datum_type == f16::datum_type())
+    });
+    if !half || native_half() {
+        return Ok(model);
+    }
+    let mut model = model;
+    model.transform(
+        &tract_onnx::tract_core::floats::FloatPrecisionTranslator::new(
+            f16::datum_type(),
+            f32::datum_type(),
+        ),
+    )?;
+    model.into_decluttered()
+}
+
 impl Runtime for TractRuntime {
     fn description(&self) -> String {
-        if self.threads > 1 {
-            format!("tract (CPU, {} threads)", self.threads)
+        let half = self.file.input.elem == vmunet_onnx_ir::pb::tensor_proto::DataType::Float16
+            || self.file.metadata.precision == Some(vmunet_onnx_ir::Precision::Fp16);
+        let widened = if half && !native_half() {
+            ", float16 weights computed in float32: no float16 arithmetic on this CPU"
         } else {
-            "tract (CPU)".into()
+            ""
+        };
+        if self.threads > 1 {
+            format!("tract (CPU, {} threads{widened})", self.threads)
+        } else {
+            format!("tract (CPU{widened})")
         }
     }
 
@@ -125,14 +175,18 @@ impl Runtime for TractRuntime {
 impl TractRuntime {
     fn run_unguarded(&mut self, input: &Array) -> Result<Array, RuntimeError> {
         let plan = self.plan(&input.shape)?;
-        let x = Tensor::from_shape(&input.shape, &input.data).map_err(backend)?;
+        let mut x = Tensor::from_shape(&input.shape, &input.data).map_err(backend)?;
+        if self.half_input() {
+            x = x.cast_to::<f16>().map_err(backend)?.into_owned();
+        }
         let out = multithread_tract_scope(self.executor.clone(), || plan.run(tvec!(x.into())))
             .map_err(backend)?;
         let y = out
             .first()
             .ok_or_else(|| backend("the model produced no output"))?
-            .to_plain_array_view::<f32>()
+            .cast_to::<f32>()
             .map_err(backend)?;
+        let y = y.to_plain_array_view::<f32>().map_err(backend)?;
         Ok(Array {
             shape: y.shape().to_vec(),
             data: y.iter().copied().collect(),

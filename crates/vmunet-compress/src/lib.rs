@@ -1,0 +1,145 @@
+//! Compression of exported VM-UNet models, as graph rewrites on the ONNX contract
+//! ([`vmunet_onnx_ir`]):
+//!
+//! - [`fp16`]: float16 weights and activations under a precision policy that knows VM-UNet
+//!   (the selective scan, softplus, exponentials and LayerNorm stay float32, with `Cast` at
+//!   the borders; any node whose calibrated range does not fit float16 stays float32 too);
+//! - [`int8`]: post-training quantisation, weights symmetric per output channel, activations
+//!   per tensor calibrated on real images ([`calib`]: min-max, percentile, entropy), in QDQ form
+//!   (ONNX Runtime, TensorRT) or QOperator form (tract's integer kernels), or weights only;
+//! - [`sensitivity`]: which nodes cost accuracy when quantised, one at a time.
+//!
+//! Every step records itself in the model's metadata ([`vmunet_onnx_ir::CompressionStep`]).
+
+#![deny(missing_docs)]
+
+pub mod calib;
+pub mod fp16;
+pub mod int8;
+mod policy;
+pub mod select;
+pub mod sensitivity;
+mod types;
+
+use std::path::PathBuf;
+
+pub use calib::{CalibrationSet, Method, Stats, ValueStats};
+pub use fp16::{to_fp16, Fp16Options, Fp16Report, KeepReason};
+pub use int8::{quantize, ActivationType, Format, Int8Options, Int8Report};
+pub use policy::{scan_region, ScanRegion};
+pub use select::Selection;
+pub use sensitivity::{sensitivity, NodeSensitivity};
+
+use vmunet_onnx_ir::{CompressionStep, Model, ModelMetadata, Precision};
+
+/// Compression errors; each names the file, node or value at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CompressError {
+    /// A `--exclude` / `--keep-fp32` name or pattern matches no node.
+    #[error("`{pattern}` matches no node of the model (node names look like `{example}`; `*` and `?` are wildcards)")]
+    UnknownPattern {
+        /// The pattern.
+        pattern: String,
+        /// A node name of the model, as an example.
+        example: String,
+    },
+    /// The model is already compressed the way asked (or in a way that forbids the step).
+    #[error("the model is already {0}; compress the float32 export instead")]
+    AlreadyCompressed(String),
+    /// The calibration folder is unusable.
+    #[error("calibration images in {path}: {reason}")]
+    Calibration {
+        /// The folder (or file).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An option is out of range or contradicts another.
+    #[error("{0}")]
+    Options(String),
+    /// The model cannot be compressed as asked.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A graph lookup or edit failed.
+    #[error(transparent)]
+    Graph(#[from] vmunet_onnx_ir::GraphError),
+    /// The model's metadata is malformed.
+    #[error(transparent)]
+    Metadata(#[from] vmunet_onnx_ir::MetadataError),
+    /// Running the model (calibration, sensitivity) failed.
+    #[error(transparent)]
+    Runtime(#[from] vmunet_runtime::RuntimeError),
+}
+
+/// The ops that mark a model as quantised already.
+const QUANT_OPS: [&str; 8] = [
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "ConvInteger",
+    "QGemm",
+];
+
+/// Refuses a model that is already quantised or float16 (compression starts from the
+/// float32 export).
+pub fn check_float32(model: &Model) -> Result<(), CompressError> {
+    if let Some(n) = model
+        .graph
+        .nodes()
+        .iter()
+        .find(|n| QUANT_OPS.contains(&n.op_type()))
+    {
+        return Err(CompressError::AlreadyCompressed(format!(
+            "quantised (node `{}` is a {})",
+            n.name(),
+            n.op_type()
+        )));
+    }
+    let meta = model.metadata()?;
+    match meta.precision {
+        Some(p @ (Precision::Fp16 | Precision::Int8 | Precision::Mixed)) => Err(
+            CompressError::AlreadyCompressed(format!("{p} (metadata `precision`)")),
+        ),
+        _ => {
+            let half = model.graph.initializers().iter().any(|t| {
+                t.data_type() == vmunet_onnx_ir::pb::tensor_proto::DataType::Float16 as i32
+            });
+            if half {
+                Err(CompressError::AlreadyCompressed(
+                    "float16 (it holds float16 weights)".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The SHA-256 of a model's serialised bytes, hex.
+pub fn model_sha256(model: &Model) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(model.to_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Appends `step` (with the tool's name and version) to the model's metadata history and sets
+/// its precision.
+pub fn record_step(
+    model: &mut Model,
+    precision: Precision,
+    kind: &str,
+    params: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), CompressError> {
+    let mut meta: ModelMetadata = model.metadata()?;
+    meta.precision = Some(precision);
+    meta.compression.push(CompressionStep {
+        kind: kind.to_string(),
+        params,
+        tool: Some(format!("vmunet-compress {}", env!("CARGO_PKG_VERSION"))),
+    });
+    model.set_metadata(&meta);
+    Ok(())
+}

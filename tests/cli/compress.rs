@@ -1,0 +1,424 @@
+//! `vmunet compress`: fp16 and int8 models that run in tract, ONNX Runtime and stock Python
+//! ONNX Runtime; int8 masks against float32 on real images; the refusals.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+fn max_rel(got: &[f32], want: &[f32]) -> f32 {
+    let m = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(want)
+        .fold(0f32, |d, (a, b)| d.max((a - b).abs()))
+        / m
+}
+
+fn forward(model: &Path, runtime: &str, input: &Path, out: &Path) -> Vec<f32> {
+    let o = run(&[
+        "forward",
+        "--model",
+        s(model),
+        "--runtime",
+        runtime,
+        "--input",
+        s(input),
+        "--output",
+        s(out),
+    ]);
+    assert!(
+        o.status.success(),
+        "{runtime} {}: {}",
+        model.display(),
+        stderr(&o)
+    );
+    vmunet_data::read_npy(out).unwrap().data
+}
+
+fn python() -> Option<PathBuf> {
+    let p = std::env::var_os("VMUNET_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    if p.is_none() {
+        eprintln!("SKIP (Python part): VMUNET_PYTHON is not set (run through `make test`)");
+    }
+    p
+}
+
+/// onnx.checker (full) and stock ONNX Runtime from Python; `tol` as check_model.py reads it.
+fn python_check(py: &Path, model: &Path, input: &Path, want: &Path, tol: &str) {
+    let script = vmunet_testdata::repo_root().join("onnx/check_model.py");
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .arg(model)
+        .arg(input)
+        .arg(want)
+        .arg(tol)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}: {text}", model.display());
+    assert!(out.status.success(), "{}: {text}", model.display());
+    assert!(text.contains("onnx.checker: OK"), "{text}");
+}
+
+fn compress(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+fn l2_rel(got: &[f32], want: &[f32]) -> f32 {
+    let (mut d, mut n) = (0f64, 0f64);
+    for (a, b) in got.iter().zip(want) {
+        d += ((a - b) as f64).powi(2);
+        n += (*b as f64).powi(2);
+    }
+    (d / n).sqrt() as f32
+}
+
+/// fp16 against the official float32 logits: on `small` (near-initial weights) max |diff|
+/// within 1e-2 of max |logit|; on `small_strong` (random weights that make every branch
+/// matter, and amplify rounding) the error's norm within 1e-2 of the logits' norm.
+#[test]
+fn fp16_of_the_official_small_model_is_within_1e_2_in_every_runtime() {
+    let Some(sh) = shared() else { return };
+    let fx = sh.join("fixtures/official-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let ort = ort_lib().is_some();
+    let py = python();
+    let mut runtimes = vec!["tract"];
+    if ort {
+        runtimes.push("ort");
+    }
+    for prefix in ["small", "small_strong"] {
+        let ck = fx.join(format!("{prefix}_model.pth"));
+        let input = fx.join(format!("{prefix}_input.npy"));
+        let logits = fx.join(format!("{prefix}_logits.npy"));
+        let want = vmunet_data::read_npy(&logits).unwrap().data;
+        for form in ["custom", "chunked"] {
+            let fp32 = tmp.path().join(format!("{prefix}-{form}.onnx"));
+            let o = run(&[
+                "export",
+                "--checkpoint",
+                s(&ck),
+                "--scan",
+                form,
+                "-o",
+                s(&fp32),
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let half = tmp.path().join(format!("{prefix}-{form}-fp16.onnx"));
+            let text = compress(&["compress", "fp16", "--model", s(&fp32), "-o", s(&half)]);
+            assert!(text.contains("kept float32 by policy"), "{text}");
+            let y = tmp.path().join("y.npy");
+            for rt in &runtimes {
+                let got = forward(&half, rt, &input, &y);
+                let (m, l2) = (max_rel(&got, &want), l2_rel(&got, &want));
+                eprintln!("{prefix} {form} fp16 {rt}: relative max|diff| {m:.3e}, norm {l2:.3e}");
+                let err = if prefix == "small" { m } else { l2 };
+                assert!(err <= 1e-2, "{prefix} {form} fp16 {rt}: {err}");
+            }
+            if let (Some(py), "chunked", "small") = (&py, form, prefix) {
+                python_check(py, &half, &input, &logits, "r1e-2");
+            }
+            let o = run(&["info", "--model", s(&half)]);
+            assert!(o.status.success());
+            let info = stdout(&o);
+            assert!(
+                info.contains("precision:    fp16") && info.contains("history:"),
+                "{info}"
+            );
+        }
+    }
+}
+
+/// int8 in both forms, calibrated on real images, runs in tract, ONNX Runtime and stock
+/// Python ONNX Runtime (the accuracy test is on the trained reference model below: these
+/// weights are random).
+#[test]
+fn int8_of_the_official_small_model_runs_in_every_runtime() {
+    let Some(sh) = shared() else { return };
+    let Some(isic) = vmunet_testdata::shared_data("isic2017", "int8 calibration") else {
+        return;
+    };
+    let fx = sh.join("fixtures/official-small");
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = fx.join("small_strong_model.pth");
+    let input = fx.join("small_strong_input.npy");
+    let logits = fx.join("small_strong_logits.npy");
+    let want = vmunet_data::read_npy(&logits).unwrap().data;
+    let mut runtimes = vec!["tract"];
+    if ort_lib().is_some() {
+        runtimes.push("ort");
+    }
+    let py = python();
+    for form in ["custom", "chunked"] {
+        let fp32 = tmp.path().join(format!("{form}.onnx"));
+        let o = run(&[
+            "export",
+            "--checkpoint",
+            s(&ck),
+            "--scan",
+            form,
+            "-o",
+            s(&fp32),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let y = tmp.path().join("y.npy");
+        for format in ["qdq", "qoperator"] {
+            let q = tmp.path().join(format!("{form}-{format}.onnx"));
+            let text = compress(&[
+                "compress",
+                "int8",
+                "--model",
+                s(&fp32),
+                "--calib",
+                s(&isic),
+                "--calib-count",
+                "4",
+                "--format",
+                format,
+                "-o",
+                s(&q),
+            ]);
+            assert!(text.contains("nodes quantised"), "{text}");
+            for rt in &runtimes {
+                let got = forward(&q, rt, &input, &y);
+                assert!(got.iter().all(|v| v.is_finite()));
+                let l2 = l2_rel(&got, &want);
+                eprintln!(
+                    "{form} {format} {rt}: relative norm of the error {l2:.3e} (random weights)"
+                );
+            }
+            if let (Some(py), "chunked") = (&py, form) {
+                python_check(py, &q, &input, &logits, "r1e6");
+            }
+            let info = stdout(&run(&["info", "--model", s(&q)]));
+            assert!(
+                info.contains("precision:    int8")
+                    && info.contains(&format!("format            {format}")),
+                "{info}"
+            );
+        }
+    }
+}
+
+fn masks(dir: &Path) -> Vec<(String, image::GrayImage)> {
+    let mut v: Vec<(String, image::GrayImage)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("_mask.png"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                image::open(&p).unwrap().to_luma8(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn agreement(a: &[(String, image::GrayImage)], b: &[(String, image::GrayImage)]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let (mut same, mut all) = (0usize, 0usize);
+    for ((na, ma), (nb, mb)) in a.iter().zip(b) {
+        assert_eq!(na, nb);
+        for (x, y) in ma.pixels().zip(mb.pixels()) {
+            same += usize::from((x.0[0] > 127) == (y.0[0] > 127));
+            all += 1;
+        }
+    }
+    same as f64 / all as f64
+}
+
+#[test]
+fn int8_masks_of_the_reference_model_agree_with_float32_on_validation_images() {
+    let Some(isic) = vmunet_testdata::shared_data("isic2017", "int8 mask agreement") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = vmunet_testdata::repo_root().join("models/isic2017-16-128.bpk");
+    let fp32 = tmp.path().join("ref.onnx");
+    let o = run(&[
+        "export",
+        "--checkpoint",
+        s(&ck),
+        "--scan",
+        "custom",
+        "-o",
+        s(&fp32),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 24 validation images, spread over the set.
+    let mut val: Vec<PathBuf> = std::fs::read_dir(isic.join("val/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    val.sort();
+    let step = (val.len() / 24).max(1);
+    let picked: Vec<String> = val
+        .iter()
+        .step_by(step)
+        .take(24)
+        .map(|p| s(p).to_string())
+        .collect();
+    let infer = |model: &Path, runtime: &str, out: &Path| {
+        let mut args = vec![
+            "infer",
+            "--model",
+            s(model),
+            "--runtime",
+            runtime,
+            "--out",
+            s(out),
+        ];
+        args.extend(picked.iter().map(String::as_str));
+        let o = run(&args);
+        assert!(o.status.success(), "{}: {}", model.display(), stderr(&o));
+        masks(out)
+    };
+    let ort = ort_lib().is_some();
+    let base = infer(&fp32, "tract", &tmp.path().join("fp32"));
+    assert_eq!(base.len(), picked.len());
+    let mut cases = vec![("qoperator", "tract")];
+    if ort {
+        cases.push(("qdq", "ort"));
+    }
+    for (format, runtime) in cases {
+        let q = tmp.path().join(format!("ref-{format}.onnx"));
+        compress(&[
+            "compress",
+            "int8",
+            "--model",
+            s(&fp32),
+            "--calib",
+            s(&isic.join("train/images")),
+            "--calib-count",
+            "16",
+            "--format",
+            format,
+            "-o",
+            s(&q),
+        ]);
+        let got = infer(&q, runtime, &tmp.path().join(format));
+        let a = agreement(&base, &got);
+        eprintln!(
+            "int8 {format} in {runtime}: mask agreement {:.4} %",
+            a * 100.0
+        );
+        assert!(a >= 0.99, "int8 {format} in {runtime}: {a}");
+    }
+    let half = tmp.path().join("ref-fp16.onnx");
+    compress(&["compress", "fp16", "--model", s(&fp32), "-o", s(&half)]);
+    let a = agreement(&base, &infer(&half, "tract", &tmp.path().join("fp16")));
+    eprintln!("fp16 in tract: mask agreement {:.4} %", a * 100.0);
+    assert!(a >= 0.995, "fp16: {a}");
+}
+
+#[test]
+fn compress_bad_inputs_fail_cleanly_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = vmunet_testdata::golden("tiny-custom.onnx");
+    let m = s(&model).to_string();
+    let out = tmp.path().join("out.onnx");
+    let o_ = s(&out).to_string();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("scan.png"), b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    let good = tmp.path().join("good");
+    std::fs::create_dir(&good).unwrap();
+    image::RgbImage::from_pixel(48, 40, image::Rgb([200, 120, 90]))
+        .save(good.join("a.png"))
+        .unwrap();
+    let quantised = tmp.path().join("q.onnx");
+    compress(&[
+        "compress",
+        "int8",
+        "--model",
+        &m,
+        "--calib",
+        s(&good),
+        "-o",
+        s(&quantised),
+    ]);
+    let half = tmp.path().join("h.onnx");
+    compress(&["compress", "fp16", "--model", &m, "-o", s(&half)]);
+    let nano = vmunet_testdata::repo_root().join("devices/jetson-orin-nano.toml");
+    let nope = tmp.path().join("nope");
+    let missing = tmp.path().join("missing.onnx");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "int8",
+                "--model",
+                &m,
+                "--calib",
+                s(&good),
+                "--exclude",
+                "no_such_node*",
+            ],
+            "`no_such_node*` matches no node",
+        ),
+        (
+            vec!["fp16", "--model", &m, "--keep-fp32", "layers.9.*"],
+            "`layers.9.*` matches no node",
+        ),
+        (
+            vec!["int8", "--model", &m, "--calib", s(&empty)],
+            "no images",
+        ),
+        (
+            vec!["int8", "--model", &m, "--calib", s(&broken)],
+            "scan.png",
+        ),
+        (vec!["int8", "--model", &m, "--calib", s(&nope)], "nope"),
+        (vec!["int8", "--model", &m], "--calib"),
+        (
+            vec!["int8", "--model", s(&quantised), "--calib", s(&good)],
+            "already quantised",
+        ),
+        (vec!["fp16", "--model", s(&half)], "already fp16"),
+        (
+            vec!["int8", "--model", s(&half), "--dynamic"],
+            "already fp16",
+        ),
+        (
+            vec![
+                "int8",
+                "--model",
+                &m,
+                "--calib",
+                s(&good),
+                "--profile",
+                s(&nano),
+            ],
+            "runs the chunked form",
+        ),
+        (
+            vec!["int8", "--model", &m, "--calib", s(&good), "--method", "kl"],
+            "unknown calibration method",
+        ),
+        (
+            vec!["int8", "--model", s(&missing), "--dynamic"],
+            "missing.onnx",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut full = vec!["compress"];
+        full.extend(args.iter().copied());
+        full.extend(["-o", &o_]);
+        let o = run(&full);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{full:?} succeeded");
+        assert!(err.contains(want), "{full:?}: {err}");
+        assert!(!err.contains("panicked"), "{full:?}: {err}");
+        assert!(!out.exists(), "{full:?} left {}", out.display());
+    }
+}
