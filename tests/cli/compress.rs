@@ -422,3 +422,140 @@ fn compress_bad_inputs_fail_cleanly_and_write_nothing() {
         assert!(!out.exists(), "{full:?} left {}", out.display());
     }
 }
+
+/// A pruned checkpoint has the smaller shapes, loads, trains a step (`train --init`),
+/// exports and runs; the pruning ratio is checked.
+#[test]
+fn pruned_checkpoint_shrinks_loads_trains_exports_and_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("small.bpk");
+    let o = run(&["init", "--preset", "small", "--seed", "3", "-o", s(&ck)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pruned = tmp.path().join("pruned.bpk");
+    // Bad ratios: clear errors, nothing written.
+    for bad in ["0", "1", "1.5", "-0.2"] {
+        let ratio = format!("--ratio={bad}");
+        let o = run(&[
+            "compress",
+            "prune",
+            "--checkpoint",
+            s(&ck),
+            &ratio,
+            "-o",
+            s(&pruned),
+        ]);
+        assert!(!o.status.success(), "--ratio {bad} succeeded");
+        assert!(stderr(&o).contains("outside (0, 1)"), "{}", stderr(&o));
+        assert!(!pruned.exists());
+    }
+    let o = run(&[
+        "compress",
+        "prune",
+        "--checkpoint",
+        s(&ck),
+        "--ratio",
+        "0.5",
+        "--state-ratio",
+        "0.25",
+        "--json",
+        "-o",
+        s(&pruned),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (before, after) = (
+        report["params"][0].as_u64().unwrap(),
+        report["params"][1].as_u64().unwrap(),
+    );
+    assert_eq!(before, 2_169_403);
+    assert!(after as f64 <= 0.5 * before as f64, "{after} of {before}");
+    // The file has the smaller shapes and loads with them.
+    let o = run(&["info", "--checkpoint", s(&pruned), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["parameters"].as_u64(), Some(after));
+    let widths = info["config"]["block_widths"]
+        .as_array()
+        .expect("block widths")
+        .clone();
+    assert_eq!(widths.len(), 15);
+    for (w, b) in widths.iter().zip(report["blocks"].as_array().unwrap()) {
+        assert_eq!(w["d_inner"], b["d_inner"][1]);
+        assert_eq!(w["d_state"].as_u64(), Some(12));
+        assert!(w["d_inner"].as_u64().unwrap() < b["d_inner"][0].as_u64().unwrap());
+    }
+    // Trains a step from the pruned weights, keeping the pruned architecture.
+    let data = tmp.path().join("data");
+    let o = run(&[
+        "synth-isic",
+        "--out",
+        s(&data),
+        "--train",
+        "4",
+        "--val",
+        "2",
+        "--size",
+        "64",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = tmp.path().join("run");
+    let o = run(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&runs),
+        "--init",
+        s(&pruned),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--image-size",
+        "64",
+        "--dims",
+        "24,48,96,192",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["info", "--checkpoint", s(&runs.join("last.bpk")), "--json"]);
+    let trained: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(trained["parameters"].as_u64(), Some(after));
+    // Exports (custom scan) and runs in tract.
+    let onnx = tmp.path().join("pruned.onnx");
+    let o = run(&[
+        "export",
+        "--checkpoint",
+        s(&pruned),
+        "--scan",
+        "custom",
+        "--size",
+        "64",
+        "-o",
+        s(&onnx),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let x = tmp.path().join("x.npy");
+    let data: Vec<f32> = (0..3 * 64 * 64).map(|i| (i % 251) as f32).collect();
+    vmunet_data::write_npy(&x, &[1, 3, 64, 64], &data).unwrap();
+    let y = forward(&onnx, "tract", &x, &tmp.path().join("y.npy"));
+    let yb = tmp.path().join("yb.npy");
+    let o = run(&[
+        "forward",
+        "--checkpoint",
+        s(&pruned),
+        "--input",
+        s(&x),
+        "--output",
+        s(&yb),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = vmunet_data::read_npy(&yb).unwrap().data;
+    let d = y
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(d < 1e-3, "pruned export vs burn: {d}");
+}

@@ -30,6 +30,54 @@ enum Command {
     Int8(Int8Args),
     /// Rank the Conv/MatMul nodes by the logit error that quantising each alone adds.
     Sensitivity(SensitivityArgs),
+    /// Structured pruning of a checkpoint: whole SS2D inner channels (and optionally states)
+    /// leave every tensor, so the model and its scan really shrink; optional fine-tuning.
+    #[cfg(feature = "full")]
+    Prune(PruneArgs),
+}
+
+#[cfg(feature = "full")]
+#[derive(clap::Args)]
+struct PruneArgs {
+    /// The checkpoint to prune (.bpk, or an official .pth / .safetensors).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Fraction of the target to remove, in (0, 1).
+    #[arg(long)]
+    ratio: f64,
+    /// What the ratio measures: params or flops (multiply-adds at the training size).
+    #[arg(long, value_parser = ["params", "flops"], default_value = "params")]
+    target: String,
+    /// Also remove this fraction of every block's states (d_state), in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    state_ratio: f64,
+    /// Input size the multiply-adds are counted at (default: the training size, else 256).
+    #[arg(long)]
+    size: Option<usize>,
+    /// Output checkpoint (the fine-tuned one with --finetune-data).
+    #[arg(short, long, value_name = "OUT.bpk")]
+    output: PathBuf,
+    /// Fine-tune the pruned model on this dataset (ISIC layout) before writing OUT.
+    #[arg(long, value_name = "DIR")]
+    finetune_data: Option<PathBuf>,
+    /// Fine-tuning epochs.
+    #[arg(long, default_value_t = 10, requires = "finetune_data")]
+    finetune_epochs: usize,
+    /// Fine-tuning learning rate (cosine to 1e-5 over the epochs).
+    #[arg(long, default_value_t = 3e-4, requires = "finetune_data")]
+    finetune_lr: f64,
+    /// Fine-tuning batch size.
+    #[arg(long, default_value_t = 8, requires = "finetune_data")]
+    batch_size: usize,
+    /// Where the fine-tuning run lives (default: OUT without extension, then `-finetune`).
+    #[arg(long, value_name = "DIR", requires = "finetune_data")]
+    finetune_out: Option<PathBuf>,
+    /// No per-epoch output.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -155,7 +203,111 @@ pub fn run(a: Args) -> Result<()> {
         Command::Fp16(a) => fp16(a),
         Command::Int8(a) => int8(a),
         Command::Sensitivity(a) => sensitivity_cmd(a),
+        #[cfg(feature = "full")]
+        Command::Prune(a) => prune_cmd(a),
     }
+}
+
+#[cfg(feature = "full")]
+fn prune_cmd(a: PruneArgs) -> Result<()> {
+    use burn::module::Module;
+    use vmunet_compress::prune::{prune, PruneOptions, Target};
+    use vmunet_model::{checkpoint, CpuBackend};
+    let dev = Default::default();
+    let (model, info) = checkpoint::load::<CpuBackend>(&a.checkpoint, &dev)
+        .with_context(|| format!("reading {}", a.checkpoint.display()))?;
+    let trained = info.input_size;
+    let size = a.size.or(trained).unwrap_or(256);
+    let params = model.num_params();
+    let opts = PruneOptions {
+        ratio: a.ratio,
+        target: if a.target == "flops" {
+            Target::Flops
+        } else {
+            Target::Params
+        },
+        state_ratio: a.state_ratio,
+        size,
+    };
+    let (pruned, cfg, report) = prune(model, &info.config, params, &opts)
+        .with_context(|| format!("pruning {}", a.checkpoint.display()))?;
+    let actual = pruned.num_params();
+    anyhow::ensure!(
+        actual == report.params.1,
+        "internal: the pruned model has {actual} parameters, the plan {}",
+        report.params.1
+    );
+    checkpoint::save_with_input_size(&pruned, &a.output, trained)
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    if !a.json {
+        println!(
+            "pruned {}: {} -> {} parameters ({:.1} %), {:.3} -> {:.3} GMACs at {size}x{size} ({:.1} %); every block keeps {:.1} % of its inner channels{}",
+            a.checkpoint.display(),
+            report.params.0,
+            report.params.1,
+            100.0 * report.params.1 as f64 / report.params.0 as f64,
+            report.macs.0 as f64 / 1e9,
+            report.macs.1 as f64 / 1e9,
+            100.0 * report.macs.1 as f64 / report.macs.0 as f64,
+            report.channel_keep * 100.0,
+            if a.state_ratio > 0.0 {
+                format!(" and {:.0} % of its states", (1.0 - a.state_ratio) * 100.0)
+            } else {
+                String::new()
+            }
+        );
+        for b in &report.blocks {
+            println!(
+                "  {:<22} d_inner {:>4} -> {:<4} d_state {:>3} -> {}",
+                b.block, b.d_inner.0, b.d_inner.1, b.d_state.0, b.d_state.1
+            );
+        }
+        println!(
+            "wrote {} (config: {} blocks with their own widths)",
+            a.output.display(),
+            cfg.block_names().len()
+        );
+    }
+    if let Some(data) = &a.finetune_data {
+        let run = a.finetune_out.clone().unwrap_or_else(|| {
+            let stem = a
+                .output
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pruned".into());
+            a.output.with_file_name(format!("{stem}-finetune"))
+        });
+        let mut tc = vmunet_train::TrainConfig {
+            data: data.clone(),
+            out: run.clone(),
+            epochs: a.finetune_epochs,
+            batch_size: a.batch_size,
+            image_size: Some(size),
+            lr: a.finetune_lr,
+            t_max: a.finetune_epochs,
+            init: Some(a.output.clone()),
+            ..Default::default()
+        };
+        tc.model.adopt(&cfg);
+        crate::train::run_config(tc, false, a.quiet, crate::train::BackendKind::Cpu)
+            .with_context(|| format!("fine-tuning {} on {}", a.output.display(), data.display()))?;
+        let best = run.join("best.bpk");
+        let tmp = a.output.with_extension("bpk.tmp");
+        std::fs::copy(&best, &tmp).with_context(|| format!("copying {}", best.display()))?;
+        std::fs::rename(&tmp, &a.output)
+            .with_context(|| format!("writing {}", a.output.display()))?;
+        if !a.json {
+            println!(
+                "fine-tuned: {} (the run's best.bpk; log and metrics in {})",
+                a.output.display(),
+                run.display()
+            );
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
 }
 
 /// Reads the model and the preprocessing its calibration needs.

@@ -198,42 +198,7 @@ pub fn run(a: Args) -> Result<()> {
         cfg.validate(&origin)?;
     }
     let out = cfg.out.clone();
-    let mut obs = Bars {
-        quiet: a.quiet,
-        terminal: std::io::stderr().is_terminal(),
-        bar: None,
-        epoch: (0, 0),
-        steps: 0,
-    };
-    let summary = match a.backend {
-        BackendKind::Cpu => vmunet_train::train::<Autodiff<CpuBackend>>(
-            cfg,
-            a.resume,
-            &Default::default(),
-            &mut obs,
-        ),
-        #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => vmunet_train::train::<Autodiff<burn::backend::Wgpu>>(
-            cfg,
-            a.resume,
-            &Default::default(),
-            &mut obs,
-        ),
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => vmunet_train::train::<Autodiff<burn::backend::Cuda>>(
-            cfg,
-            a.resume,
-            &Default::default(),
-            &mut obs,
-        ),
-        #[allow(unreachable_patterns)]
-        other => anyhow::bail!(
-            "this vmunet was built without the {other:?} backend: rebuild with \
-             `cargo build --release -p vmunet-cli --features {}`",
-            format!("{other:?}").to_lowercase()
-        ),
-    }
-    .with_context(|| format!("training run {}", out.display()))?;
+    let summary = run_config(cfg, a.resume, a.quiet, a.backend)?;
     let s = &summary.state;
     println!(
         "run {}: {} epochs, {} steps; best epoch {}; checkpoints last.bpk, best.bpk; metrics.csv, curves.png",
@@ -245,4 +210,49 @@ pub fn run(a: Args) -> Result<()> {
             .unwrap_or_else(|| "-".into())
     );
     Ok(())
+}
+
+/// Runs a training configuration on `backend` with progress output (also the fine-tuning of
+/// `vmunet compress prune`).
+pub fn run_config(
+    cfg: TrainConfig,
+    resume: bool,
+    quiet: bool,
+    backend: BackendKind,
+) -> Result<vmunet_train::RunSummary> {
+    let out = cfg.out.clone();
+    let mut obs = Bars {
+        quiet,
+        terminal: std::io::stderr().is_terminal(),
+        bar: None,
+        epoch: (0, 0),
+        steps: 0,
+    };
+    let summary = match backend {
+        BackendKind::Cpu => {
+            vmunet_train::train::<Autodiff<CpuBackend>>(cfg, resume, &Default::default(), &mut obs)
+        }
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => vmunet_train::train::<Autodiff<burn::backend::Wgpu>>(
+            cfg,
+            resume,
+            &Default::default(),
+            &mut obs,
+        ),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => vmunet_train::train::<Autodiff<burn::backend::Cuda>>(
+            cfg,
+            resume,
+            &Default::default(),
+            &mut obs,
+        ),
+        #[allow(unreachable_patterns)]
+        other => anyhow::bail!(
+            "this vmunet was built without the {other:?} backend: rebuild with \
+             `cargo build --release -p vmunet-cli --features {}`",
+            format!("{other:?}").to_lowercase()
+        ),
+    }
+    .with_context(|| format!("training run {}", out.display()))?;
+    Ok(summary)
 }

@@ -7,7 +7,9 @@
 //! - [`int8`]: post-training quantisation, weights symmetric per output channel, activations
 //!   per tensor calibrated on real images ([`calib`]: min-max, percentile, entropy), in QDQ form
 //!   (ONNX Runtime, TensorRT) or QOperator form (tract's integer kernels), or weights only;
-//! - [`sensitivity`]: which nodes cost accuracy when quantised, one at a time.
+//! - [`sensitivity`]: which nodes cost accuracy when quantised, one at a time;
+//! - `prune` (feature `prune`): structured pruning of SS2D channels and states in a
+//!   checkpoint.
 //!
 //! Every step records itself in the model's metadata ([`vmunet_onnx_ir::CompressionStep`]).
 
@@ -17,6 +19,8 @@ pub mod calib;
 pub mod fp16;
 pub mod int8;
 mod policy;
+#[cfg(feature = "prune")]
+pub mod prune;
 pub mod select;
 pub mod sensitivity;
 mod types;

@@ -831,7 +831,10 @@ pub fn infer_config(shapes: &BTreeMap<String, Vec<usize>>) -> Result<VmUnetConfi
     let mut depths = Vec::new();
     let mut depths_decoder = Vec::new();
     let mut ranks = Vec::new();
-    let (mut d_state, mut d_conv, mut expand) = (None, None, None);
+    let mut d_conv = None;
+    // (C, d_inner, d_state) per block, encoder then decoder: uniform for a trained model,
+    // per block after structured pruning.
+    let mut blocks: Vec<(usize, usize, usize)> = Vec::new();
     for i in 0..stages {
         depths.push(count(&format!("layers.{i}.blocks.")));
         depths_decoder.push(count(&format!("layers_up.{i}.blocks.")));
@@ -849,30 +852,45 @@ pub fn infer_config(shapes: &BTreeMap<String, Vec<usize>>) -> Result<VmUnetConfi
                 let st = dim(&format!("{sa}.A_logs"), 2, 1)?;
                 let k = dim(&format!("{sa}.conv2d.weight"), 4, 2)?;
                 let r = dim(&format!("{sa}.dt_projs_weight"), 3, 2)?;
-                if inner2 % (2 * c) != 0 {
+                if inner2 % 2 != 0 || inner2 == 0 {
                     return Err(format!(
-                        "`{sa}.in_proj.weight` rows {inner2} are not a multiple of 2 x {c}"
+                        "`{sa}.in_proj.weight` has {inner2} rows, expected 2 x d_inner"
                     ));
                 }
-                for (slot, v, name) in [
-                    (&mut d_state, st, "d_state"),
-                    (&mut d_conv, k, "d_conv"),
-                    (&mut expand, inner2 / (2 * c), "ssm_expand"),
-                ] {
-                    match slot {
-                        None => *slot = Some(v),
-                        Some(prev) if *prev != v => {
-                            return Err(format!(
-                                "{name} differs between blocks ({prev} vs {v} in {p})"
-                            ))
-                        }
-                        _ => {}
+                match d_conv {
+                    None => d_conv = Some(k),
+                    Some(prev) if prev != k => {
+                        return Err(format!(
+                            "d_conv differs between blocks ({prev} vs {k} in {p})"
+                        ))
                     }
+                    _ => {}
                 }
+                blocks.push((c, inner2 / 2, st));
                 ranks.push((c, r));
             }
         }
     }
+    let Some(&first) = blocks.first() else {
+        return Err("the model has no VSS blocks".into());
+    };
+    let uniform_expand = (first.1 % first.0 == 0).then_some(first.1 / first.0);
+    let uniform = uniform_expand.is_some_and(|e| {
+        blocks
+            .iter()
+            .all(|&(c, inner, st)| inner == e * c && st == first.2)
+    });
+    let (expand, d_state, block_widths) = if uniform {
+        (uniform_expand, Some(first.2), None)
+    } else {
+        // A pruned model: the nominal expansion and state size, and every block's widths.
+        let widths = blocks
+            .iter()
+            .map(|&(_, d_inner, d_state)| crate::BlockWidth { d_inner, d_state })
+            .collect();
+        let max_state = blocks.iter().map(|b| b.2).max();
+        (Some(2), max_state, Some(widths))
+    };
     if dims.first() != Some(&c0) {
         return Err(format!(
             "patch embedding width {c0} differs from the first stage width {:?}",
@@ -897,5 +915,6 @@ pub fn infer_config(shapes: &BTreeMap<String, Vec<usize>>) -> Result<VmUnetConfi
         .with_d_conv(d_conv.unwrap_or(3))
         .with_ssm_expand(expand.unwrap_or(2))
         .with_dt_rank(dt_rank)
-        .with_patch_size(patch_size))
+        .with_patch_size(patch_size)
+        .with_block_widths(block_widths))
 }

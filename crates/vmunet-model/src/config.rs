@@ -5,6 +5,15 @@ use vmunet_scan::ScanBackend;
 
 use crate::{ModelError, VmUnet};
 
+/// The SS2D widths of one VSS block after structured pruning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockWidth {
+    /// Inner channels (`d_inner`).
+    pub d_inner: usize,
+    /// State size (`d_state`).
+    pub d_state: usize,
+}
+
 /// VM-UNet hyper-parameters. Defaults are the paper's configuration (27,427,561 parameters
 /// for one class).
 #[derive(Config, Debug, PartialEq)]
@@ -45,6 +54,11 @@ pub struct VmUnetConfig {
     /// Epsilon of every LayerNorm.
     #[config(default = 1e-5)]
     pub layer_norm_eps: f64,
+    /// Per-block SS2D widths of a structurally pruned model, encoder blocks then decoder
+    /// blocks in checkpoint order (`layers.i.blocks.b`, then `layers_up.i.blocks.b`); `None`:
+    /// every block has `ssm_expand * C` inner channels and `d_state` states.
+    #[config(default = "None")]
+    pub block_widths: Option<Vec<BlockWidth>>,
 }
 
 /// Shape summary of one stage, for reports.
@@ -92,6 +106,41 @@ impl VmUnetConfig {
     /// Delta rank for a block of width `c`.
     pub fn dt_rank_for(&self, c: usize) -> usize {
         self.dt_rank.unwrap_or(c.div_ceil(16))
+    }
+
+    /// The VSS blocks' checkpoint prefixes, encoder then decoder (the order of
+    /// [`VmUnetConfig::block_widths`]).
+    pub fn block_names(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (stage, &d) in self.depths.iter().enumerate() {
+            v.extend((0..d).map(|b| format!("layers.{stage}.blocks.{b}")));
+        }
+        for (stage, &d) in self.depths_decoder.iter().enumerate() {
+            v.extend((0..d).map(|b| format!("layers_up.{stage}.blocks.{b}")));
+        }
+        v
+    }
+
+    /// The SS2D widths of block `block` of encoder (or decoder) stage `stage`.
+    pub fn block_width(&self, decoder: bool, stage: usize, block: usize) -> BlockWidth {
+        let c = if decoder {
+            self.dims_decoder()[stage]
+        } else {
+            self.dims[stage]
+        };
+        let default = BlockWidth {
+            d_inner: self.ssm_expand * c,
+            d_state: self.d_state,
+        };
+        let Some(widths) = &self.block_widths else {
+            return default;
+        };
+        let before: usize = if decoder {
+            self.depths.iter().sum::<usize>() + self.depths_decoder[..stage].iter().sum::<usize>()
+        } else {
+            self.depths[..stage].iter().sum()
+        };
+        widths.get(before + block).copied().unwrap_or(default)
     }
 
     /// H and W must be multiples of this.
@@ -144,6 +193,22 @@ impl VmUnetConfig {
         if self.dt_rank == Some(0) {
             return err("dt_rank must be positive".into());
         }
+        if let Some(w) = &self.block_widths {
+            let blocks =
+                self.depths.iter().sum::<usize>() + self.depths_decoder.iter().sum::<usize>();
+            if w.len() != blocks {
+                return err(format!(
+                    "`block_widths` lists {} blocks, the model has {blocks}",
+                    w.len()
+                ));
+            }
+            if let Some(b) = w.iter().position(|b| b.d_inner == 0 || b.d_state == 0) {
+                return err(format!(
+                    "`block_widths[{b}]` ({}): widths must be positive",
+                    self.block_names()[b]
+                ));
+            }
+        }
         if !(0.0..1.0).contains(&self.drop_path_rate) {
             return err(format!(
                 "drop_path_rate = {} must be in [0, 1)",
@@ -171,7 +236,7 @@ impl VmUnetConfig {
                 height: height / s,
                 width: width / s,
                 blocks: depth,
-                d_inner: self.ssm_expand * c,
+                d_inner: self.block_width(false, i, 0).d_inner,
                 dt_rank: self.dt_rank_for(c),
             });
         }
@@ -188,7 +253,7 @@ impl VmUnetConfig {
                 height: height / s,
                 width: width / s,
                 blocks: depth,
-                d_inner: self.ssm_expand * c,
+                d_inner: self.block_width(true, i, 0).d_inner,
                 dt_rank: self.dt_rank_for(c),
             });
         }
@@ -222,5 +287,50 @@ impl VmUnetConfig {
             at += d;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_widths_follow_checkpoint_order() {
+        let mut cfg = VmUnetConfig::small(1);
+        assert_eq!(cfg.block_names().len(), 15);
+        assert_eq!(cfg.block_names()[8], "layers_up.0.blocks.0");
+        let d = cfg.block_width(true, 3, 0);
+        assert_eq!((d.d_inner, d.d_state), (48, 16));
+        let widths: Vec<BlockWidth> = (0..15)
+            .map(|i| BlockWidth {
+                d_inner: 8 + i,
+                d_state: 4,
+            })
+            .collect();
+        cfg.block_widths = Some(widths);
+        cfg.validate().unwrap();
+        // Encoder stage 1 block 1 is block 3; decoder stage 2 block 0 is block 12.
+        assert_eq!(cfg.block_width(false, 1, 1).d_inner, 11);
+        assert_eq!(cfg.block_width(true, 2, 0).d_inner, 20);
+        assert_eq!(cfg.stage_shapes(64, 64)[1].d_inner, 10);
+        cfg.block_widths.as_mut().unwrap().pop();
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("14 blocks"));
+        let mut zero = VmUnetConfig::small(1);
+        zero.block_widths = Some(vec![
+            BlockWidth {
+                d_inner: 0,
+                d_state: 4
+            };
+            15
+        ]);
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("positive"));
     }
 }

@@ -15,7 +15,7 @@ mod trace;
 mod vmunet;
 mod vss;
 
-pub use config::{StageShape, VmUnetConfig};
+pub use config::{BlockWidth, StageShape, VmUnetConfig};
 pub use error::ModelError;
 pub use patch::{PatchEmbed2D, PatchExpand2D, PatchMerging2D};
 pub use ss2d::Ss2d;

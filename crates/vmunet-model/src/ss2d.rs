@@ -102,6 +102,90 @@ impl<B: ScanBackend> Ss2d<B> {
         }
     }
 
+    /// Structured pruning: keeps the inner channels `channels` and the states `states` (sorted,
+    /// distinct, in range) in every tensor that has them: `in_proj` (both the x and z halves),
+    /// the depthwise conv, `x_proj` (columns; B and C rows for states), `dt_proj`, the delta
+    /// bias, `A_logs` and `Ds` (per direction), `out_norm` and `out_proj`.
+    pub fn prune(self, channels: &[usize], states: &[usize], eps: f64) -> Self {
+        let dev = self.ds.val().device();
+        let (d, r, n, k) = (self.d_inner, self.dt_rank, self.d_state, DIRECTIONS);
+        let idx = |v: Vec<usize>| {
+            Tensor::<B, 1, burn::tensor::Int>::from_data(
+                TensorData::new(v.iter().map(|&i| i as i64).collect::<Vec<_>>(), [v.len()]),
+                &dev,
+            )
+        };
+        let ch = idx(channels.to_vec());
+        let d2 = channels.len();
+        let n2 = states.len();
+        // in_proj: [C, 2D] (burn layout), x then z.
+        let xz: Vec<usize> = channels
+            .iter()
+            .copied()
+            .chain(channels.iter().map(|&c| d + c))
+            .collect();
+        let in_proj = Linear {
+            weight: Param::from_tensor(self.in_proj.weight.val().select(1, idx(xz))),
+            bias: None,
+        };
+        let kernel = self.conv2d.kernel_size;
+        let mut conv2d = Conv2dConfig::new([d2, d2], kernel)
+            .with_groups(d2)
+            .with_padding(self.conv2d.padding.clone())
+            .init(&dev);
+        conv2d.weight = Param::from_tensor(self.conv2d.weight.val().select(0, ch.clone()));
+        conv2d.bias = self
+            .conv2d
+            .bias
+            .map(|b| Param::from_tensor(b.val().select(0, ch.clone())));
+        // x_proj: [K, R + 2N, D]: channel columns, then the dt rows and the kept B and C rows.
+        let rows: Vec<usize> = (0..r)
+            .chain(states.iter().map(|&s| r + s))
+            .chain(states.iter().map(|&s| r + n + s))
+            .collect();
+        let x_proj = self
+            .x_proj_weight
+            .val()
+            .select(2, ch.clone())
+            .select(1, idx(rows));
+        let dt_w = self.dt_projs_weight.val().select(1, ch.clone());
+        let dt_b = self.dt_projs_bias.val().select(1, ch.clone());
+        // A_logs [K D, N] and Ds [K D]: direction-major rows.
+        let dir_rows: Vec<usize> = (0..k)
+            .flat_map(|kk| channels.iter().map(move |&c| kk * d + c))
+            .collect();
+        let a = self
+            .a_logs
+            .val()
+            .select(0, idx(dir_rows.clone()))
+            .select(1, idx(states.to_vec()));
+        let ds = self.ds.val().select(0, idx(dir_rows));
+        let mut out_norm = layer_norm(d2, eps, &dev);
+        out_norm.gamma = Param::from_tensor(self.out_norm.gamma.val().select(0, ch.clone()));
+        out_norm.beta = self
+            .out_norm
+            .beta
+            .map(|b| Param::from_tensor(b.val().select(0, ch.clone())));
+        let out_proj = Linear {
+            weight: Param::from_tensor(self.out_proj.weight.val().select(0, ch)),
+            bias: None,
+        };
+        Self {
+            in_proj,
+            conv2d,
+            x_proj_weight: Param::from_tensor(x_proj),
+            dt_projs_weight: Param::from_tensor(dt_w),
+            dt_projs_bias: Param::from_tensor(dt_b),
+            a_logs: Param::from_tensor(a),
+            ds: Param::from_tensor(ds),
+            out_norm,
+            out_proj,
+            d_inner: d2,
+            dt_rank: r,
+            d_state: n2,
+        }
+    }
+
     /// (N, H, W, C) -> (N, H, W, C).
     pub fn forward(&self, x: Tensor<B, 4>, path: &str, trace: &mut Trace<'_, B>) -> Tensor<B, 4> {
         let [n, h, w, _] = x.dims();

@@ -71,6 +71,81 @@ impl<B: ScanBackend> VmUnet<B> {
         }
     }
 
+    /// The SS2D mixers in block order (encoder, then decoder: the order of
+    /// [`VmUnetConfig::block_names`]).
+    pub fn mixers(&self) -> Vec<&crate::Ss2d<B>> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.blocks.iter())
+            .chain(self.layers_up.iter().flat_map(|l| l.blocks.iter()))
+            .map(|b| &b.self_attention)
+            .collect()
+    }
+
+    /// Structured pruning of every block: `keep[i]` holds the inner channels and states block
+    /// `i` keeps (block order as [`VmUnet::mixers`]). Returns the smaller model and its
+    /// configuration (with per-block widths).
+    pub fn prune_blocks(
+        mut self,
+        cfg: &VmUnetConfig,
+        keep: &[(Vec<usize>, Vec<usize>)],
+    ) -> Result<(Self, VmUnetConfig), ModelError> {
+        let n = self.mixers().len();
+        if keep.len() != n {
+            return Err(ModelError::Config(format!(
+                "pruning lists {} blocks, the model has {n}",
+                keep.len()
+            )));
+        }
+        for (i, (m, (ch, st))) in self.mixers().iter().zip(keep).enumerate() {
+            let ok = |v: &[usize], max: usize| {
+                !v.is_empty() && v.windows(2).all(|w| w[0] < w[1]) && v.iter().all(|&x| x < max)
+            };
+            if !ok(ch, m.d_inner) || !ok(st, m.d_state) {
+                return Err(ModelError::Config(format!(
+                    "block {}: kept channels and states must be sorted, distinct, non-empty and below {} / {}",
+                    cfg.block_names().get(i).cloned().unwrap_or_default(),
+                    m.d_inner,
+                    m.d_state
+                )));
+            }
+        }
+        let eps = cfg.layer_norm_eps;
+        let mut it = keep.iter();
+        let mut prune = |blocks: Vec<crate::VssBlock<B>>| -> Vec<crate::VssBlock<B>> {
+            blocks
+                .into_iter()
+                .map(|b| {
+                    let (ch, st) = it.next().expect("length checked");
+                    crate::VssBlock {
+                        ln_1: b.ln_1,
+                        self_attention: b.self_attention.prune(ch, st, eps),
+                        drop_path: b.drop_path,
+                    }
+                })
+                .collect()
+        };
+        for l in &mut self.layers {
+            let blocks = std::mem::take(&mut l.blocks);
+            l.blocks = prune(blocks);
+        }
+        for l in &mut self.layers_up {
+            let blocks = std::mem::take(&mut l.blocks);
+            l.blocks = prune(blocks);
+        }
+        let widths = self
+            .mixers()
+            .iter()
+            .map(|m| crate::BlockWidth {
+                d_inner: m.d_inner,
+                d_state: m.d_state,
+            })
+            .collect();
+        let cfg = cfg.clone().with_block_widths(Some(widths));
+        cfg.validate()?;
+        Ok((self, cfg))
+    }
+
     /// Number of output classes.
     pub fn num_classes(&self) -> usize {
         self.final_conv.weight.dims()[0]

@@ -5,6 +5,7 @@ use burn::nn::LayerNorm;
 use burn::tensor::{backend::Backend, Distribution, Tensor};
 use vmunet_scan::ScanBackend;
 
+use crate::config::BlockWidth;
 use crate::patch::{layer_norm, PatchExpand2D, PatchMerging2D};
 use crate::trace::join;
 use crate::{Ss2d, Trace, VmUnetConfig};
@@ -42,13 +43,19 @@ pub struct VssBlock<B: Backend> {
 }
 
 impl<B: ScanBackend> VssBlock<B> {
-    pub(crate) fn new(cfg: &VmUnetConfig, dim: usize, drop_path: f64, dev: &B::Device) -> Self {
+    pub(crate) fn new(
+        cfg: &VmUnetConfig,
+        dim: usize,
+        width: BlockWidth,
+        drop_path: f64,
+        dev: &B::Device,
+    ) -> Self {
         Self {
             ln_1: layer_norm(dim, cfg.layer_norm_eps, dev),
             self_attention: Ss2d::new(
                 dim,
-                cfg.ssm_expand * dim,
-                cfg.d_state,
+                width.d_inner,
+                width.d_state,
                 cfg.d_conv,
                 cfg.dt_rank_for(dim),
                 cfg.layer_norm_eps,
@@ -99,7 +106,8 @@ impl<B: ScanBackend> VssLayer<B> {
         Self {
             blocks: dpr
                 .iter()
-                .map(|&p| VssBlock::new(cfg, dim, p, dev))
+                .enumerate()
+                .map(|(b, &p)| VssBlock::new(cfg, dim, cfg.block_width(false, stage, b), p, dev))
                 .collect(),
             downsample: (stage + 1 < cfg.num_stages())
                 .then(|| PatchMerging2D::new(dim, cfg.layer_norm_eps, dev)),
@@ -134,7 +142,8 @@ impl<B: ScanBackend> VssLayerUp<B> {
         Self {
             blocks: dpr
                 .iter()
-                .map(|&p| VssBlock::new(cfg, dim, p, dev))
+                .enumerate()
+                .map(|(b, &p)| VssBlock::new(cfg, dim, cfg.block_width(true, stage, b), p, dev))
                 .collect(),
             upsample: (stage > 0).then(|| PatchExpand2D::new(2 * dim, 2, cfg.layer_norm_eps, dev)),
         }

@@ -83,6 +83,9 @@ pub struct ModelSection {
     pub drop_path_rate: f64,
     /// LayerNorm epsilon.
     pub layer_norm_eps: f64,
+    /// Per-block SS2D widths of a structurally pruned model (taken from an `init` checkpoint
+    /// that has them).
+    pub block_widths: Option<Vec<vmunet_model::BlockWidth>>,
 }
 
 impl Default for ModelSection {
@@ -101,6 +104,7 @@ impl Default for ModelSection {
             patch_size: c.patch_size,
             drop_path_rate: c.drop_path_rate,
             layer_norm_eps: c.layer_norm_eps,
+            block_widths: None,
         }
     }
 }
@@ -121,6 +125,27 @@ impl ModelSection {
             .with_patch_size(self.patch_size)
             .with_drop_path_rate(self.drop_path_rate)
             .with_layer_norm_eps(self.layer_norm_eps)
+            .with_block_widths(self.block_widths.clone())
+    }
+
+    /// Takes the architecture of `c` (a checkpoint's), keeping the stochastic depth rate.
+    pub fn adopt(&mut self, c: &VmUnetConfig) {
+        let drop_path_rate = self.drop_path_rate;
+        *self = Self {
+            input_channels: c.input_channels,
+            num_classes: c.num_classes,
+            dims: c.dims.clone(),
+            depths: c.depths.clone(),
+            depths_decoder: c.depths_decoder.clone(),
+            d_state: c.d_state,
+            d_conv: c.d_conv,
+            ssm_expand: c.ssm_expand,
+            dt_rank: c.dt_rank,
+            patch_size: c.patch_size,
+            drop_path_rate,
+            layer_norm_eps: c.layer_norm_eps,
+            block_widths: c.block_widths.clone(),
+        };
     }
 }
 

@@ -171,6 +171,14 @@ where
         cfg.validate("training configuration")?;
         let kind = cfg.dataset.resolve(&cfg.data)?;
         let mut c = cfg;
+        // A structurally pruned checkpoint brings its architecture (per-block widths).
+        if let Some(p) = &c.init {
+            if let Ok(info) = checkpoint::inspect(p) {
+                if info.config.block_widths.is_some() {
+                    c.model.adopt(&info.config);
+                }
+            }
+        }
         c.dataset = kind;
         (
             RunState {
