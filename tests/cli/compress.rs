@@ -559,3 +559,81 @@ fn pruned_checkpoint_shrinks_loads_trains_exports_and_runs() {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(d < 1e-3, "pruned export vs burn: {d}");
 }
+
+/// `compress report` measures every form in one run and writes Markdown, JSON and a chart.
+#[test]
+fn report_measures_every_form_side_by_side() {
+    let Some(isic) = vmunet_testdata::shared_data("isic2017", "compression report") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = vmunet_testdata::repo_root().join("models/isic2017-16-128.bpk");
+    let pruned = tmp.path().join("pruned.bpk");
+    compress(&[
+        "compress",
+        "prune",
+        "--checkpoint",
+        s(&ck),
+        "--ratio",
+        "0.5",
+        "-o",
+        s(&pruned),
+    ]);
+    let out = tmp.path().join("report");
+    let text = compress(&[
+        "compress",
+        "report",
+        "--checkpoint",
+        s(&ck),
+        "--pruned",
+        s(&pruned),
+        "--data",
+        s(&isic),
+        "--calib-count",
+        "2",
+        "--runs",
+        "2",
+        "--max-images",
+        "6",
+        "--parity-images",
+        "2",
+        "--out",
+        s(&out),
+    ]);
+    assert!(text.contains("| int8-qdq |"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "fp32",
+            "fp16",
+            "int8-qdq",
+            "int8-qoperator",
+            "pruned",
+            "pruned-int8-qdq",
+            "pruned-int8-qoperator"
+        ]
+    );
+    let fp32 = &rows[0];
+    assert_eq!(fp32["parity_mask_agreement"].as_f64(), Some(1.0));
+    for r in rows {
+        let dsc = r["dsc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&dsc) && dsc > 0.3, "{r}");
+        assert!(r["gmacs"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["latency"][0]["p50_ms"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(std::path::Path::new(r["file"].as_str().unwrap()).is_file());
+    }
+    // Smaller files and fewer multiply-adds where they must be.
+    let bytes = |i: usize| rows[i]["bytes"].as_u64().unwrap();
+    assert!(bytes(1) < bytes(0) && bytes(2) < bytes(1) && bytes(4) < bytes(0));
+    assert!(rows[4]["gmacs"].as_f64() < rows[0]["gmacs"].as_f64());
+    assert!(rows[4]["parameters"].as_u64() < rows[0]["parameters"].as_u64());
+    let png = image::open(out.join("report.png")).unwrap();
+    assert!(png.width() > 300 && png.height() > 200);
+    assert!(std::fs::read_to_string(out.join("report.md"))
+        .unwrap()
+        .contains("| model | file MB |"));
+}

@@ -34,6 +34,11 @@ enum Command {
     /// leave every tensor, so the model and its scan really shrink; optional fine-tuning.
     #[cfg(feature = "full")]
     Prune(PruneArgs),
+    /// Measure every compressed form of a checkpoint side by side (size, multiply-adds,
+    /// latency in tract and ONNX Runtime, the paper's metrics, parity against fp32): Markdown,
+    /// JSON and a DSC-against-latency chart.
+    #[cfg(feature = "full")]
+    Report(crate::compress_report::ReportArgs),
 }
 
 #[cfg(feature = "full")]
@@ -205,6 +210,8 @@ pub fn run(a: Args) -> Result<()> {
         Command::Sensitivity(a) => sensitivity_cmd(a),
         #[cfg(feature = "full")]
         Command::Prune(a) => prune_cmd(a),
+        #[cfg(feature = "full")]
+        Command::Report(a) => crate::compress_report::run(a),
     }
 }
 
@@ -237,7 +244,38 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
         "internal: the pruned model has {actual} parameters, the plan {}",
         report.params.1
     );
-    checkpoint::save_with_input_size(&pruned, &a.output, trained)
+    let mut step = vmunet_onnx_ir::CompressionStep {
+        kind: "prune".into(),
+        params: serde_json::Map::new(),
+        tool: Some(format!("vmunet-compress {}", env!("CARGO_PKG_VERSION"))),
+    };
+    {
+        let p = &mut step.params;
+        p.insert("source".into(), a.checkpoint.display().to_string().into());
+        p.insert(
+            "source_sha256".into(),
+            crate::export::sha256_hex(&a.checkpoint)?.into(),
+        );
+        p.insert("ratio".into(), a.ratio.into());
+        p.insert("target".into(), a.target.clone().into());
+        p.insert("state_ratio".into(), a.state_ratio.into());
+        p.insert(
+            "importance".into(),
+            "weight magnitude: channels (|in_x| + |in_z|) * |out_norm| * |out_proj|; states |B| * |C|".into(),
+        );
+        p.insert("params_before".into(), report.params.0.into());
+        p.insert("params_after".into(), report.params.1.into());
+        p.insert("channel_keep".into(), report.channel_keep.into());
+    }
+    let history = |step: &vmunet_onnx_ir::CompressionStep| -> Result<String> {
+        let mut steps = match &info.history {
+            Some(h) => serde_json::from_str::<Vec<vmunet_onnx_ir::CompressionStep>>(h)?,
+            None => Vec::new(),
+        };
+        steps.push(step.clone());
+        Ok(serde_json::to_string(&steps)?)
+    };
+    checkpoint::save_with_history(&pruned, &a.output, trained, Some(&history(&step)?))
         .with_context(|| format!("writing {}", a.output.display()))?;
     if !a.json {
         println!(
@@ -292,9 +330,20 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
         crate::train::run_config(tc, false, a.quiet, crate::train::BackendKind::Cpu)
             .with_context(|| format!("fine-tuning {} on {}", a.output.display(), data.display()))?;
         let best = run.join("best.bpk");
-        let tmp = a.output.with_extension("bpk.tmp");
-        std::fs::copy(&best, &tmp).with_context(|| format!("copying {}", best.display()))?;
-        std::fs::rename(&tmp, &a.output)
+        let (tuned, _) = checkpoint::load::<CpuBackend>(&best, &dev)
+            .with_context(|| format!("reading {}", best.display()))?;
+        step.params.insert(
+            "finetune".into(),
+            serde_json::json!({
+                "data": data.display().to_string(),
+                "epochs": a.finetune_epochs,
+                "lr": a.finetune_lr,
+                "batch_size": a.batch_size,
+                "run": run.display().to_string(),
+                "checkpoint": "best.bpk (lowest validation loss)",
+            }),
+        );
+        checkpoint::save_with_history(&tuned, &a.output, trained, Some(&history(&step)?))
             .with_context(|| format!("writing {}", a.output.display()))?;
         if !a.json {
             println!(

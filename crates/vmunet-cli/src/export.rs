@@ -46,6 +46,17 @@ pub struct Args {
     class_names: Option<Vec<String>>,
 }
 
+/// The compression history a checkpoint records (structured pruning), for the export.
+pub fn checkpoint_history(
+    loaded: &crate::source::Loaded,
+) -> Result<Vec<vmunet_onnx_ir::CompressionStep>> {
+    match loaded.info.as_ref().and_then(|i| i.history.as_deref()) {
+        Some(h) => serde_json::from_str(h)
+            .with_context(|| format!("{}: unreadable compression history", loaded.label)),
+        None => Ok(Vec::new()),
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     let profile = match &a.profile {
         Some(p) => Some(vmunet_runtime::DeviceProfile::load(p)?),
@@ -78,6 +89,7 @@ pub fn run(a: Args) -> Result<()> {
             Some(ck) => Some(sha256_hex(ck)?),
             None => None,
         },
+        history: checkpoint_history(&loaded)?,
         ..Default::default()
     };
     let proto = export(&loaded.model, &loaded.config, &opts)?;
@@ -102,7 +114,7 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 /// SHA-256 of a file, lowercase hex (recorded so a deployed model names its checkpoint).
-fn sha256_hex(path: &std::path::Path) -> Result<String> {
+pub(crate) fn sha256_hex(path: &std::path::Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut h = Sha256::new();

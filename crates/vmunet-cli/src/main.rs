@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod compress;
 #[cfg(feature = "full")]
+mod compress_report;
+#[cfg(feature = "full")]
 mod eval;
 #[cfg(feature = "full")]
 mod export;

@@ -162,6 +162,9 @@ pub struct CheckpointInfo {
     /// Input size (H = W) the model was trained at, when the file records it (burnpack
     /// checkpoints written by `vmunet train`); evaluation, export and inference default to it.
     pub input_size: Option<usize>,
+    /// What was done to the model (a JSON list of compression steps, e.g. pruning), when the
+    /// file records it.
+    pub history: Option<String>,
 }
 
 impl CheckpointInfo {
@@ -497,6 +500,7 @@ impl Store {
 
 /// The burnpack metadata entry holding the training input size.
 const INPUT_SIZE_KEY: &str = "input_size";
+const HISTORY_KEY: &str = "compression";
 
 /// The string entries of a burnpack file's metadata (the CBOR block after the 10-byte header:
 /// magic, format version, metadata length).
@@ -550,8 +554,13 @@ pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
             path: path.to_path_buf(),
             source,
         })?;
+    let meta = match format {
+        CheckpointFormat::Burnpack => burnpack_metadata(path)?,
+        _ => BTreeMap::new(),
+    };
+    let history = meta.get(HISTORY_KEY).cloned();
     let input_size = match format {
-        CheckpointFormat::Burnpack => burnpack_metadata(path)?
+        CheckpointFormat::Burnpack => meta
             .get(INPUT_SIZE_KEY)
             .map(|v| {
                 v.parse::<usize>()
@@ -574,6 +583,7 @@ pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
         shapes,
         config,
         input_size,
+        history,
     })
 }
 
@@ -753,6 +763,18 @@ pub fn save_with_input_size<B: Backend>(
     path: &Path,
     input_size: Option<usize>,
 ) -> Result<(), CheckpointError> {
+    save_with_history(model, path, input_size, None)
+}
+
+/// [`save_with_input_size`], also recording what was done to the model (a JSON list of
+/// compression steps, e.g. structured pruning; [`CheckpointInfo::history`]). The export
+/// copies it into the ONNX metadata.
+pub fn save_with_history<B: Backend>(
+    model: &VmUnet<B>,
+    path: &Path,
+    input_size: Option<usize>,
+    history: Option<&str>,
+) -> Result<(), CheckpointError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -769,6 +791,9 @@ pub fn save_with_input_size<B: Backend>(
         .metadata("model", "vm-unet");
     if let Some(size) = input_size {
         s = s.metadata(INPUT_SIZE_KEY, size.to_string());
+    }
+    if let Some(h) = history {
+        s = s.metadata(HISTORY_KEY, h.to_string());
     }
     for (from, to) in save_remaps() {
         s = s.with_remap_pattern(from.as_str(), to.as_str());

@@ -70,6 +70,9 @@ pub struct ExportOptions {
     pub source: Option<String>,
     /// SHA-256 of the checkpoint file, lowercase hex (recorded in the metadata).
     pub source_sha256: Option<String>,
+    /// What was done to the checkpoint before export (e.g. structured pruning), recorded as
+    /// the first compression steps of the model's history.
+    pub history: Vec<vmunet_onnx_ir::CompressionStep>,
 }
 
 impl Default for ExportOptions {
@@ -86,6 +89,7 @@ impl Default for ExportOptions {
             class_names: None,
             source: None,
             source_sha256: None,
+            history: Vec::new(),
         }
     }
 }
@@ -168,7 +172,7 @@ pub fn export<B: vmunet_scan::ScanBackend>(
         toolkit_version: Some(env!("CARGO_PKG_VERSION").to_string()),
         source: opts.source.clone(),
         source_sha256: opts.source_sha256.clone(),
-        compression: Vec::new(),
+        compression: opts.history.clone(),
         extra: Vec::new(),
     };
     let mut opsets = vec![("", opts.opset)];

@@ -43,7 +43,7 @@ pub use segment::{
     timing_csv, SegmentError, Segmentation, SegmentedFile, Segmenter, SegmenterOptions, Timing,
 };
 pub use session::{default_input_size, Session, SessionOptions};
-pub use tract_rt::{native_half, TractRuntime};
+pub use tract_rt::{count_macs, native_half, TractRuntime};
 use vmunet_data::Array;
 
 /// Runtime errors; each names the file or the tensor at fault.

@@ -227,3 +227,46 @@ fn check_gathers(model: &TypedModel) -> Result<(), ModelDefect> {
     }
     Ok(())
 }
+
+/// Multiply-adds of one forward pass of the model at `path` for an input of `shape`, counted
+/// by tract from the decluttered graph (matrix products and convolutions, and the custom
+/// scan operator's estimate).
+pub fn count_macs(path: &Path, shape: &[usize]) -> Result<u64, RuntimeError> {
+    contain("tract", "counting", path, || {
+        let file = ModelFile::read(path)?;
+        let mut onnx = tract_onnx::onnx();
+        crate::custom::tract_op::register(&mut onnx);
+        let model = onnx
+            .model_for_path(path)
+            .map_err(|e| RuntimeError::NotOnnx {
+                path: path.to_path_buf(),
+                reason: format!("{e:#}"),
+            })?;
+        let fact: InferenceFact =
+            if file.input.elem == vmunet_onnx_ir::pb::tensor_proto::DataType::Float16 {
+                f16::fact(shape).into()
+            } else {
+                f32::fact(shape).into()
+            };
+        let typed = model
+            .with_input_fact(0, fact)
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .map_err(backend)?;
+        let mut total: u64 = 0;
+        for node in typed.nodes() {
+            let inputs: Vec<&TypedFact> = node
+                .inputs
+                .iter()
+                .map(|i| typed.outlet_fact(*i))
+                .collect::<TractResult<_>>()
+                .map_err(backend)?;
+            for (cost, n) in node.op.cost(&inputs).map_err(backend)? {
+                if let tract_onnx::tract_core::ops::Cost::FMA(_) = cost {
+                    total += n.to_i64().unwrap_or(0).max(0) as u64;
+                }
+            }
+        }
+        Ok(total)
+    })
+}

@@ -17,7 +17,6 @@ pub mod data;
 mod error;
 pub mod eval;
 pub mod loss;
-pub mod plot;
 mod schedule;
 mod train;
 

@@ -31,7 +31,7 @@ use vmunet_scan::ScanBackend;
 
 use crate::data::{loader, shuffled, EpochItems, SegmentationSet};
 use crate::eval::validate;
-use crate::{cosine_lr, loss, plot, DatasetKind, LossKind, TrainConfig, TrainError};
+use crate::{cosine_lr, loss, DatasetKind, LossKind, TrainConfig, TrainError};
 
 /// One epoch's record in the metrics log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -501,39 +501,31 @@ pub fn write_logs(out: &Path, state: &RunState) -> Result<(), TrainError> {
             .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
             .collect()
     };
+    use vmunet_plot::{Panel, Series};
     let panels = [
-        plot::Panel {
-            title: "loss",
+        Panel {
+            title: "loss".into(),
+            x_label: "epoch".into(),
+            y_label: "BCE + Dice".into(),
             series: vec![
-                plot::Series {
-                    name: "train",
-                    color: [31, 119, 180],
-                    points: pts(&|r| Some(r.train_loss)),
-                },
-                plot::Series {
-                    name: "val",
-                    color: [214, 39, 40],
-                    points: pts(&|r| r.val_loss),
-                },
+                Series::line("train", [31, 119, 180], pts(&|r| Some(r.train_loss))),
+                Series::line("val", [214, 39, 40], pts(&|r| r.val_loss)),
             ],
         },
-        plot::Panel {
-            title: "val",
+        Panel {
+            title: "validation".into(),
+            x_label: "epoch".into(),
+            y_label: "score".into(),
             series: vec![
-                plot::Series {
-                    name: "DSC",
-                    color: [44, 160, 44],
-                    points: pts(&|r| r.val.map(|m| m.dsc)),
-                },
-                plot::Series {
-                    name: "mIoU",
-                    color: [148, 103, 189],
-                    points: pts(&|r| r.val.map(|m| m.miou)),
-                },
+                Series::line("DSC", [44, 160, 44], pts(&|r| r.val.map(|m| m.dsc))),
+                Series::line("mIoU", [148, 103, 189], pts(&|r| r.val.map(|m| m.miou))),
             ],
         },
     ];
-    plot::save(&panels, &out.join("curves.png"))?;
+    vmunet_plot::save(&panels, &out.join("curves.png")).map_err(|e| TrainError::Run {
+        path: out.join("curves.png"),
+        reason: e.to_string(),
+    })?;
     Ok(())
 }
 

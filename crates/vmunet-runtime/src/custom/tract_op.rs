@@ -81,4 +81,18 @@ impl TypedOp for SelectiveScan {
         );
         Ok(tvec!(f32::fact(inputs[0].shape.clone())))
     }
+
+    /// Multiply-adds: per position, channel, direction and state, about three for the update
+    /// (`exp(delta A)`, `* h`, `+ delta B u`) and one for the read-out `C h`.
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let states = inputs
+            .get(3)
+            .and_then(|a| a.shape.as_concrete().and_then(|s| s.get(1).copied()))
+            .unwrap_or(16);
+        let n: TDim = inputs[0].shape.iter().product();
+        Ok(tvec!((
+            Cost::FMA(f32::datum_type()),
+            n * (vmunet_scan::DIRECTIONS * states * 4) as i64
+        )))
+    }
 }
