@@ -102,6 +102,7 @@ DEMO_VAL ?= 100
 # The reference model the project ships (models/README.md: trained by `vmunet train` on ISIC 2017,
 # dims 16..128 at 128x128): the demo scores, exports, segments and checks it as well.
 REF_MODEL ?= models/isic2017-16-128.bpk
+PRUNED_MODEL ?= models/isic2017-16-128-p50.bpk
 demo: build venv
 	@mkdir -p $(DEMO_OUT)
 	@set -e; \
@@ -132,7 +133,14 @@ demo: build venv
 	$(BIN) export --checkpoint $(REF_MODEL) --class-names lesion --profile devices/x86-cpu.toml -o $(DEMO_OUT)/reference-custom.onnx; \
 	$(BIN) infer --model $(DEMO_OUT)/reference-custom.onnx --profile devices/x86-cpu.toml "$$img" --out $(DEMO_OUT)/masks-reference; \
 	$(BIN) parity --checkpoint $(REF_MODEL) --model $(DEMO_OUT)/reference-custom.onnx --images $$data/val/images --max-images 4 --random 1 --json $(DEMO_OUT)/parity-reference.json; \
-	echo "run folder $$run: last.bpk, best.bpk, metrics.csv, curves.png; masks and reports in $(DEMO_OUT)/ (the reference model's in masks-reference/, *-reference.json)"
+	echo "== compress the reference model: fp16, int8 for ONNX Runtime (QDQ) and for tract (QOperator), calibrated on 32 training images; info shows the history"; \
+	$(BIN) compress fp16 --model $(DEMO_OUT)/reference-custom.onnx -o $(DEMO_OUT)/reference-fp16.onnx; \
+	$(BIN) compress int8 --model $(DEMO_OUT)/reference-custom.onnx --calib $$data/train/images --profile devices/x86-cpu.toml -o $(DEMO_OUT)/reference-int8-qdq.onnx; \
+	$(BIN) compress int8 --model $(DEMO_OUT)/reference-custom.onnx --calib $$data/train/images --profile devices/cpu-tract.toml -o $(DEMO_OUT)/reference-int8-qoperator.onnx; \
+	$(BIN) info --model $(DEMO_OUT)/reference-int8-qdq.onnx; \
+	echo "== every form of the reference model and its pruned + fine-tuned variant $(PRUNED_MODEL), side by side"; \
+	$(BIN) compress report --checkpoint $(REF_MODEL) --pruned $(PRUNED_MODEL) --data $$data --out $(DEMO_OUT)/compress-report; \
+	echo "run folder $$run: last.bpk, best.bpk, metrics.csv, curves.png; masks and reports in $(DEMO_OUT)/ (the reference model's in masks-reference/, *-reference.json; compression in compress-report/)"
 
 # Every scan formulation in every runtime, beside burn and the official PyTorch figure.
 bench: build venv

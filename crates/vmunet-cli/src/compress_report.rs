@@ -265,12 +265,21 @@ pub fn run(a: ReportArgs) -> Result<()> {
         parameters: params,
         runtime: metric_rt(None),
     });
+    // QDQ as the x86 ONNX Runtime profile makes it (U8S8 with 7-bit weights without VNNI).
+    let u8s8 = crate::compress::x86_without_vnni();
     let int8 = |m: &Model, format: Format| {
+        let ort_x86 = u8s8 && format == Format::Qdq;
         quantize(
             m,
             &Int8Options {
                 format,
                 method,
+                activation_type: if ort_x86 {
+                    vmunet_compress::ActivationType::U8
+                } else {
+                    vmunet_compress::ActivationType::S8
+                },
+                reduce_range: ort_x86,
                 ..Default::default()
             },
             Some(&calib),
@@ -367,6 +376,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
         "threads": a.threads,
         "runs": a.runs,
         "calibration": format!("{} ({} images, {})", calib.source, calib.len(), method),
+        "int8_qdq_activations": if u8s8 { "u8, 7-bit weights (x86 without VNNI)" } else { "s8" },
         "machine": machine,
         "rows": rows,
     });
