@@ -637,3 +637,64 @@ fn report_measures_every_form_side_by_side() {
         .unwrap()
         .contains("| model | file MB |"));
 }
+
+/// `compress sensitivity` ranks every Conv/MatMul, most sensitive first, and says which the
+/// defaults keep float.
+#[test]
+fn sensitivity_ranks_every_candidate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = vmunet_testdata::golden("tiny-custom.onnx");
+    let calib = tmp.path().join("calib");
+    std::fs::create_dir(&calib).unwrap();
+    for i in 0..3u8 {
+        image::RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 4) as u8, 60 * i])
+        })
+        .save(calib.join(format!("{i}.png")))
+        .unwrap();
+    }
+    let json = tmp.path().join("s.json");
+    let text = compress(&[
+        "compress",
+        "sensitivity",
+        "--model",
+        s(&model),
+        "--calib",
+        s(&calib),
+        "--top",
+        "5",
+        "--json",
+        s(&json),
+    ]);
+    assert!(
+        text.contains("rank") && text.contains("more; --top N"),
+        "{text}"
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let m = vmunet_onnx_ir::Model::read(&model).unwrap();
+    let candidates = m
+        .graph
+        .nodes()
+        .iter()
+        .filter(|n| {
+            matches!(n.op_type(), "Conv" | "MatMul")
+                && m.graph.initializer_proto(&n.input[1]).is_some_and(|t| {
+                    (n.op_type() == "Conv" && t.dims.len() == 4) || t.dims.len() == 2
+                })
+        })
+        .count();
+    assert_eq!(rows.len(), candidates);
+    let errs: Vec<f64> = rows
+        .iter()
+        .map(|r| r["mean_abs_error"].as_f64().unwrap())
+        .collect();
+    assert!(
+        errs.windows(2).all(|w| w[0] >= w[1]),
+        "not sorted: {errs:?}"
+    );
+    assert!(errs[0] > 0.0);
+    assert!(rows.iter().any(|r| r["default_excluded"]
+        .as_str()
+        .is_some_and(|w| w.contains("x_proj"))));
+}

@@ -77,6 +77,10 @@ struct PruneArgs {
     /// Where the fine-tuning run lives (default: OUT without extension, then `-finetune`).
     #[arg(long, value_name = "DIR", requires = "finetune_data")]
     finetune_out: Option<PathBuf>,
+    /// Continue an interrupted fine-tuning run in the --finetune-out folder (the pruning
+    /// itself is deterministic and is redone).
+    #[arg(long, requires = "finetune_data")]
+    resume: bool,
     /// No per-epoch output.
     #[arg(long)]
     quiet: bool,
@@ -328,7 +332,7 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
             ..Default::default()
         };
         tc.model.adopt(&cfg);
-        crate::train::run_config(tc, false, a.quiet, crate::train::BackendKind::Cpu)
+        crate::train::run_config(tc, a.resume, a.quiet, crate::train::BackendKind::Cpu)
             .with_context(|| format!("fine-tuning {} on {}", a.output.display(), data.display()))?;
         let best = run.join("best.bpk");
         let (tuned, _) = checkpoint::load::<CpuBackend>(&best, &dev)
