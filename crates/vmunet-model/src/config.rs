@@ -108,6 +108,18 @@ impl VmUnetConfig {
         self.dt_rank.unwrap_or(c.div_ceil(16))
     }
 
+    /// The configuration as JSON (what exports record). `block_widths` appears only when set
+    /// (a pruned model), so the record of an unpruned model is what it was before per-block
+    /// widths existed.
+    pub fn to_json(&self) -> String {
+        let text = self.to_string();
+        if self.block_widths.is_none() {
+            text.replace(",\n  \"block_widths\": null", "")
+        } else {
+            text
+        }
+    }
+
     /// The VSS blocks' checkpoint prefixes, encoder then decoder (the order of
     /// [`VmUnetConfig::block_widths`]).
     pub fn block_names(&self) -> Vec<String> {
@@ -297,6 +309,10 @@ mod tests {
     #[test]
     fn block_widths_follow_checkpoint_order() {
         let mut cfg = VmUnetConfig::small(1);
+        // Unpruned: the JSON record has no block widths and reads back the same.
+        assert!(!cfg.to_json().contains("block_widths"));
+        let back: VmUnetConfig = serde_json::from_str(&cfg.to_json()).unwrap();
+        assert_eq!(back, cfg);
         assert_eq!(cfg.block_names().len(), 15);
         assert_eq!(cfg.block_names()[8], "layers_up.0.blocks.0");
         let d = cfg.block_width(true, 3, 0);
@@ -309,6 +325,8 @@ mod tests {
             .collect();
         cfg.block_widths = Some(widths);
         cfg.validate().unwrap();
+        let back: VmUnetConfig = serde_json::from_str(&cfg.to_json()).unwrap();
+        assert_eq!(back, cfg);
         // Encoder stage 1 block 1 is block 3; decoder stage 2 block 0 is block 12.
         assert_eq!(cfg.block_width(false, 1, 1).d_inner, 11);
         assert_eq!(cfg.block_width(true, 2, 0).d_inner, 20);

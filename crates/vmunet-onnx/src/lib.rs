@@ -147,7 +147,7 @@ pub fn export<B: vmunet_scan::ScanBackend>(
         format!("{}x{}", opts.height, opts.width)
     };
     let meta = ModelMetadata {
-        config: Some(cfg.to_string()),
+        config: Some(cfg.to_json()),
         output_activation: Some(match model.activation() {
             OutputActivation::Sigmoid => Activation::Sigmoid,
             OutputActivation::Softmax => Activation::Softmax,
