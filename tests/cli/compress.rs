@@ -65,6 +65,20 @@ fn python_check(py: &Path, model: &Path, input: &Path, want: &Path, tol: &str) {
     assert!(text.contains("onnx.checker: OK"), "{text}");
 }
 
+/// `vmunet export` of checkpoint `ck` in scan form `form` to `out`.
+fn export_form(ck: &Path, form: &str, out: &Path) {
+    let o = run(&[
+        "export",
+        "--checkpoint",
+        s(ck),
+        "--scan",
+        form,
+        "-o",
+        s(out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 fn compress(args: &[&str]) -> String {
     let o = run(args);
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
@@ -101,16 +115,7 @@ fn fp16_of_the_official_small_model_is_within_1e_2_in_every_runtime() {
         let want = vmunet_data::read_npy(&logits).unwrap().data;
         for form in ["custom", "chunked"] {
             let fp32 = tmp.path().join(format!("{prefix}-{form}.onnx"));
-            let o = run(&[
-                "export",
-                "--checkpoint",
-                s(&ck),
-                "--scan",
-                form,
-                "-o",
-                s(&fp32),
-            ]);
-            assert!(o.status.success(), "{}", stderr(&o));
+            export_form(&ck, form, &fp32);
             let half = tmp.path().join(format!("{prefix}-{form}-fp16.onnx"));
             let text = compress(&["compress", "fp16", "--model", s(&fp32), "-o", s(&half)]);
             assert!(text.contains("kept float32 by policy"), "{text}");
@@ -158,16 +163,7 @@ fn int8_of_the_official_small_model_runs_in_every_runtime() {
     let py = python();
     for form in ["custom", "chunked"] {
         let fp32 = tmp.path().join(format!("{form}.onnx"));
-        let o = run(&[
-            "export",
-            "--checkpoint",
-            s(&ck),
-            "--scan",
-            form,
-            "-o",
-            s(&fp32),
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        export_form(&ck, form, &fp32);
         let y = tmp.path().join("y.npy");
         for format in ["qdq", "qoperator"] {
             let q = tmp.path().join(format!("{form}-{format}.onnx"));

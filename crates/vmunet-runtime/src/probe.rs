@@ -91,13 +91,8 @@ impl Probe {
                     path: PathBuf::from(label),
                     reason: format!("{e:#}"),
                 })?;
-        let fact: InferenceFact = if half_input {
-            f16::fact(shape).into()
-        } else {
-            f32::fact(shape).into()
-        };
         let plan = inference
-            .with_input_fact(0, fact)
+            .with_input_fact(0, crate::tract_rt::input_fact(half_input, shape))
             .and_then(|m| m.into_typed())
             .and_then(|m| m.into_decluttered())
             .and_then(crate::tract_rt::widen_half)

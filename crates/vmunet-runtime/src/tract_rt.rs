@@ -45,15 +45,7 @@ impl TractRuntime {
     }
 
     fn load(path: &Path, threads: usize) -> Result<Self, RuntimeError> {
-        let file = ModelFile::read(path)?;
-        let mut onnx = tract_onnx::onnx();
-        crate::custom::tract_op::register(&mut onnx);
-        let model = onnx
-            .model_for_path(path)
-            .map_err(|e| RuntimeError::NotOnnx {
-                path: path.to_path_buf(),
-                reason: format!("{e:#}"),
-            })?;
+        let (file, model) = read_inference(path)?;
         let threads = threads.max(1);
         let executor = if threads > 1 {
             Executor::multithread_with_name(threads, "vmunet-tract")
@@ -81,11 +73,10 @@ impl TractRuntime {
     }
 
     fn input_fact(&self, shape: &[usize]) -> InferenceFact {
-        if self.file.input.elem == vmunet_onnx_ir::pb::tensor_proto::DataType::Float16 {
-            f16::fact(shape).into()
-        } else {
-            f32::fact(shape).into()
-        }
+        input_fact(
+            self.file.input.elem == vmunet_onnx_ir::pb::tensor_proto::DataType::Float16,
+            shape,
+        )
     }
 
     fn plan(&mut self, shape: &[usize]) -> Result<Plan, RuntimeError> {
@@ -110,6 +101,29 @@ impl TractRuntime {
             .map_err(backend)?;
         self.plans.insert(shape.to_vec(), plan.clone());
         Ok(plan)
+    }
+}
+
+/// Reads and checks `path`, then parses it with tract (the custom scan operator registered).
+fn read_inference(path: &Path) -> Result<(ModelFile, InferenceModel), RuntimeError> {
+    let file = ModelFile::read(path)?;
+    let mut onnx = tract_onnx::onnx();
+    crate::custom::tract_op::register(&mut onnx);
+    let model = onnx
+        .model_for_path(path)
+        .map_err(|e| RuntimeError::NotOnnx {
+            path: path.to_path_buf(),
+            reason: format!("{e:#}"),
+        })?;
+    Ok((file, model))
+}
+
+/// The input fact of a model whose input is float16 (`half`) or float32.
+pub(crate) fn input_fact(half: bool, shape: &[usize]) -> InferenceFact {
+    if half {
+        f16::fact(shape).into()
+    } else {
+        f32::fact(shape).into()
     }
 }
 
@@ -233,23 +247,10 @@ fn check_gathers(model: &TypedModel) -> Result<(), ModelDefect> {
 /// scan operator's estimate).
 pub fn count_macs(path: &Path, shape: &[usize]) -> Result<u64, RuntimeError> {
     contain("tract", "counting", path, || {
-        let file = ModelFile::read(path)?;
-        let mut onnx = tract_onnx::onnx();
-        crate::custom::tract_op::register(&mut onnx);
-        let model = onnx
-            .model_for_path(path)
-            .map_err(|e| RuntimeError::NotOnnx {
-                path: path.to_path_buf(),
-                reason: format!("{e:#}"),
-            })?;
-        let fact: InferenceFact =
-            if file.input.elem == vmunet_onnx_ir::pb::tensor_proto::DataType::Float16 {
-                f16::fact(shape).into()
-            } else {
-                f32::fact(shape).into()
-            };
+        let (file, model) = read_inference(path)?;
+        let half = file.input.elem == vmunet_onnx_ir::pb::tensor_proto::DataType::Float16;
         let typed = model
-            .with_input_fact(0, fact)
+            .with_input_fact(0, input_fact(half, shape))
             .and_then(|m| m.into_typed())
             .and_then(|m| m.into_decluttered())
             .map_err(backend)?;
