@@ -240,16 +240,7 @@ fn int8_masks_of_the_reference_model_agree_with_float32_on_validation_images() {
     let tmp = tempfile::tempdir().unwrap();
     let ck = vmunet_testdata::repo_root().join("models/isic2017-16-128.bpk");
     let fp32 = tmp.path().join("ref.onnx");
-    let o = run(&[
-        "export",
-        "--checkpoint",
-        s(&ck),
-        "--scan",
-        "custom",
-        "-o",
-        s(&fp32),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    export_form(&ck, "custom", &fp32);
     // 24 validation images, spread over the set.
     let mut val: Vec<PathBuf> = std::fs::read_dir(isic.join("val/images"))
         .unwrap()

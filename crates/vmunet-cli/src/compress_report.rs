@@ -154,11 +154,11 @@ fn time(session: &mut Session, x: &Array, runs: usize) -> Result<(f64, f64)> {
     Ok((q(0.5), q(0.95)))
 }
 
-/// Max |logit diff|, mask agreement and Dice between the masks of `a` and `b` on `xs`.
-fn parity(a: &mut Session, b: &mut Session, xs: &[Array]) -> Result<(f64, f64, f64)> {
+/// Max |logit diff|, mask agreement and Dice between the masks of the float32 logits
+/// `reference` (one per input) and what `b` computes on `xs`.
+fn parity(reference: &[Array], b: &mut Session, xs: &[Array]) -> Result<(f64, f64, f64)> {
     let (mut max, mut same, mut all, mut inter, mut sum) = (0f64, 0usize, 0usize, 0usize, 0usize);
-    for x in xs {
-        let ya = a.run(x)?;
+    for (ya, x) in reference.iter().zip(xs) {
         let yb = b.run(x)?;
         for (p, q) in ya.data.iter().zip(&yb.data) {
             max = max.max((p - q).abs() as f64);
@@ -329,6 +329,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let val = CalibrationSet::from_dir(&a.data.join("val/images"), a.parity_images, &pre)?;
     let x = val.inputs[0].clone();
     let mut rows = Vec::new();
+    let mut reference: Vec<(RuntimeKind, Vec<Array>)> = Vec::new();
     for v in &variants {
         eprintln!("measuring {} ...", v.name);
         let bytes = std::fs::metadata(&v.path).map(|m| m.len()).unwrap_or(0);
@@ -344,9 +345,23 @@ pub fn run(a: ReportArgs) -> Result<()> {
             });
         }
         let (metrics_runtime, images, m) = metrics(v, &a.data, size, a.max_images, a.threads)?;
-        let mut reference = open(&fp32, v.runtime, a.threads)?;
+        if !reference.iter().any(|(rt, _)| *rt == v.runtime) {
+            // The float32 logits, once per runtime.
+            let mut s = open(&fp32, v.runtime, a.threads)?;
+            let ys = val
+                .inputs
+                .iter()
+                .map(|x| s.run(x))
+                .collect::<Result<Vec<_>, _>>()?;
+            reference.push((v.runtime, ys));
+        }
+        let logits = reference
+            .iter()
+            .find(|(rt, _)| *rt == v.runtime)
+            .map(|(_, ys)| ys.as_slice())
+            .unwrap_or_default();
         let mut candidate = open(&v.path, v.runtime, a.threads)?;
-        let (max, agree, dice) = parity(&mut reference, &mut candidate, &val.inputs)?;
+        let (max, agree, dice) = parity(logits, &mut candidate, &val.inputs)?;
         rows.push(Row {
             name: v.name.to_string(),
             file: v.path.display().to_string(),

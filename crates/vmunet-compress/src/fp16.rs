@@ -281,7 +281,6 @@ pub fn to_fp16(
     let old_nodes = out.graph.nodes().to_vec();
     let mut nodes: Vec<NodeProto> = Vec::with_capacity(old_nodes.len() + 64);
     let mut casts: HashMap<(String, i32), String> = HashMap::new();
-    let fresh = |g: &mut vmunet_onnx_ir::Graph, hint: &str| g.fresh(hint);
     for mut n in old_nodes {
         let to_half = half_node(&n);
         let target = if to_half {
@@ -309,11 +308,10 @@ pub fn to_fp16(
                 let c = match casts.get(&key) {
                     Some(c) => c.clone(),
                     None => {
-                        let c = fresh(
-                            &mut out.graph,
-                            &format!("{v}/to_{}", if to_half { "fp16" } else { "fp32" }),
-                        );
-                        let name = fresh(&mut out.graph, &format!("{v}/Cast"));
+                        let c = out
+                            .graph
+                            .fresh(&format!("{v}/to_{}", if to_half { "fp16" } else { "fp32" }));
+                        let name = out.graph.fresh(&format!("{v}/Cast"));
                         nodes.push(cast_node(name, &v, &c, target));
                         report.casts += 1;
                         casts.insert(key, c.clone());
@@ -370,7 +368,7 @@ pub fn to_fp16(
     for o in &outputs {
         let cur = current.get(o).copied().unwrap_or(DataType::Float);
         if cur == DataType::Float16 && opts.keep_io_fp32 {
-            let inner = fresh(&mut out.graph, &format!("{o}/fp16"));
+            let inner = out.graph.fresh(&format!("{o}/fp16"));
             for m in &mut nodes {
                 for v in m.input.iter_mut().chain(m.output.iter_mut()) {
                     if v == o {
@@ -378,7 +376,7 @@ pub fn to_fp16(
                     }
                 }
             }
-            let name = fresh(&mut out.graph, &format!("{o}/Cast"));
+            let name = out.graph.fresh(&format!("{o}/Cast"));
             nodes.push(cast_node(name, &inner, o, DataType::Float));
             report.casts += 1;
             output_types.insert(o.clone(), DataType::Float);

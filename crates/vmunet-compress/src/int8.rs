@@ -360,11 +360,12 @@ impl Rewriter<'_> {
         ))
     }
 
-    /// The quantised form of float `value` (a QuantizeLinear node, made once).
-    fn quantize_value(&mut self, g: &mut Graph, value: &str) -> Result<QValue, CompressError> {
-        if let Some(q) = self.quantized.get(value) {
-            return Ok(q.clone());
-        }
+    /// The scale and zero-point initializers of activation `value`, from its calibrated range.
+    fn scale_and_zero_point(
+        &self,
+        g: &mut Graph,
+        value: &str,
+    ) -> Result<(String, String), CompressError> {
         let p = self.params(value)?;
         let scale = g.fresh(&format!("{value}/scale"));
         g.add_initializer(&scale, &[], &[p.scale])?;
@@ -374,6 +375,15 @@ impl Rewriter<'_> {
             self.opts.activation_type,
             p.zero_point,
         )?;
+        Ok((scale, zp))
+    }
+
+    /// The quantised form of float `value` (a QuantizeLinear node, made once).
+    fn quantize_value(&mut self, g: &mut Graph, value: &str) -> Result<QValue, CompressError> {
+        if let Some(q) = self.quantized.get(value) {
+            return Ok(q.clone());
+        }
+        let (scale, zp) = self.scale_and_zero_point(g, value)?;
         let q = g.fresh(&format!("{value}/q"));
         let name = g.fresh(&format!("{value}/QuantizeLinear"));
         self.nodes.push(node(
@@ -493,15 +503,7 @@ impl Rewriter<'_> {
         let raw = g.fresh(&format!("{y}/float"));
         n.output[0] = raw.clone();
         self.nodes.push(n);
-        let p = self.params(&y)?;
-        let scale = g.fresh(&format!("{y}/scale"));
-        g.add_initializer(&scale, &[], &[p.scale])?;
-        let zp = zero_point(
-            g,
-            &format!("{y}/zero_point"),
-            self.opts.activation_type,
-            p.zero_point,
-        )?;
+        let (scale, zp) = self.scale_and_zero_point(g, &y)?;
         let q = g.fresh(&format!("{y}/q"));
         let qn = g.fresh(&format!("{y}/QuantizeLinear"));
         self.nodes.push(node(
@@ -570,15 +572,7 @@ impl Rewriter<'_> {
             return Ok(());
         }
         let xv = self.quantize_value(g, &x)?;
-        let p = self.params(&y)?;
-        let ys = g.fresh(&format!("{y}/scale"));
-        g.add_initializer(&ys, &[], &[p.scale])?;
-        let yz = zero_point(
-            g,
-            &format!("{y}/zero_point"),
-            self.opts.activation_type,
-            p.zero_point,
-        )?;
+        let (ys, yz) = self.scale_and_zero_point(g, &y)?;
         let yq = g.fresh(&format!("{y}/q"));
         let mut inputs = vec![
             xv.q.clone(),

@@ -154,8 +154,6 @@ pub fn model_macs(cfg: &VmUnetConfig, size: usize) -> u64 {
     let c0 = cfg.dims[0];
     let l0 = (size / p) * (size / p);
     total += (l0 * c0 * cfg.input_channels * p * p) as u64;
-    let names = cfg.block_names();
-    let mut bi = 0;
     let stages = cfg.num_stages();
     for (decoder, depths) in [(false, &cfg.depths), (true, &cfg.depths_decoder)] {
         for (stage, &depth) in depths.iter().enumerate() {
@@ -169,14 +167,12 @@ pub fn model_macs(cfg: &VmUnetConfig, size: usize) -> u64 {
             for b in 0..depth {
                 let w = cfg.block_width(decoder, stage, b);
                 total += ss2d_macs(c, w.d_inner, w.d_state, cfg.dt_rank_for(c), cfg.d_conv, l);
-                bi += 1;
             }
             if !decoder && stage + 1 < stages {
                 total += ((l / 4) * (4 * c) * (2 * c)) as u64;
             }
         }
     }
-    debug_assert_eq!(bi, names.len());
     // Final x4 expand (Linear C0 -> 4 C0 at l0) and the 1x1 conv at full size.
     total += (l0 * c0 * 4 * c0) as u64;
     total += (size * size * (c0 / 4) * cfg.num_classes) as u64;
