@@ -1,10 +1,11 @@
 //! Fast float32 CPU kernel: eight channels per SIMD lane group, states in registers,
-//! threads over (batch, channel block), AVX2+FMA selected at run time on x86-64.
+//! threads over (batch, channel block), AVX2+FMA (x86-64) or NEON (aarch64) selected at run time.
 
 use rayon::prelude::*;
 
 use crate::dims::{ScanError, ScanInputs};
-use crate::math::{fast_exp, has_avx2_fma, LANES};
+use crate::math::simd::{simd_entry, to_array, F32x8};
+use crate::math::{fast_exp, has_simd, LANES};
 use crate::scan::SelectiveScan;
 
 type V = [f32; LANES];
@@ -28,11 +29,11 @@ impl SelectiveScan for CpuScan {
     }
 
     fn forward(&self, inp: &ScanInputs<'_>) -> Result<Vec<f32>, ScanError> {
-        forward_impl(inp, has_avx2_fma())
+        forward_impl(inp, has_simd())
     }
 }
 
-/// The forward pass; `simd` selects the AVX2 kernel (only when the CPU has it).
+/// The forward pass; `simd` selects the SIMD kernel (only when the CPU has it).
 fn forward_impl(inp: &ScanInputs<'_>, simd: bool) -> Result<Vec<f32>, ScanError> {
     {
         inp.validate()?;
@@ -69,16 +70,14 @@ fn forward_impl(inp: &ScanInputs<'_>, simd: bool) -> Result<Vec<f32>, ScanError>
         // B and C as (batch, group, L, N): one contiguous row of N states per step.
         let bt = to_step_major(inp.b, d.batch * d.groups, d.d_state, d.len);
         let ct = to_step_major(inp.c, d.batch * d.groups, d.d_state, d.len);
-        let avx2 = simd && has_avx2_fma();
+        let simd = simd && has_simd();
         work.into_par_iter().for_each(|(blk, out)| {
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: the CPU supports AVX2 and FMA (checked at run time above).
-                unsafe { avx2::scan_block(inp, &bt, &ct, blk, out) };
-                return;
+            if simd {
+                // SAFETY: the CPU has the SIMD instruction set (checked at run time above).
+                unsafe { scan_block_fast(inp, &bt, &ct, blk, out) };
+            } else {
+                scan_block(inp, &bt, &ct, blk, out)
             }
-            let _ = avx2;
-            scan_block(inp, &bt, &ct, blk, out)
         });
         Ok(y)
     }
@@ -100,7 +99,7 @@ fn to_step_major(x: &[f32], rows: usize, n: usize, len: usize) -> Vec<f32> {
     out
 }
 
-/// Portable kernel (any target): the same arithmetic as the AVX2 one, lane by lane.
+/// Portable kernel (any target): the same arithmetic as the SIMD one, lane by lane.
 fn scan_block(inp: &ScanInputs<'_>, bt: &[f32], ct: &[f32], blk: Block, out: &mut [f32]) {
     let d = inp.dims;
     let (len, n_st, c) = (d.len, d.d_state, d.channels);
@@ -148,77 +147,74 @@ fn scan_block(inp: &ScanInputs<'_>, bt: &[f32], ct: &[f32], blk: Block, out: &mu
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::{Block, LANES};
-    use crate::dims::ScanInputs;
-    use crate::math::avx2::{exp256, softplus256};
-
-    /// Eight channels in one `__m256`, the N states in registers/L1, FMA throughout.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn scan_block(
+simd_entry! {
+    /// [`scan_block_simd`] for the CPU's instruction set (callers check [`has_simd`]).
+    unsafe fn scan_block_fast(
         inp: &ScanInputs<'_>,
         bt: &[f32],
         ct: &[f32],
         blk: Block,
         out: &mut [f32],
-    ) {
-        let d = inp.dims;
-        let (len, n_st, c) = (d.len, d.d_state, d.channels);
-        let bc_off = (blk.batch * d.groups + blk.group) * n_st * len;
-        let x_off = (blk.batch * c + blk.ch0) * len;
-        let mut a_lanes = vec![[0f32; LANES]; n_st];
-        let mut dskip = [0f32; LANES];
+    ) => scan_block_simd
+}
+
+/// [`scan_block`] on eight-lane SIMD vectors: eight channels in one vector, the N states in
+/// registers/L1, fused multiply-adds throughout.
+#[inline(always)]
+unsafe fn scan_block_simd<S: F32x8>(
+    inp: &ScanInputs<'_>,
+    bt: &[f32],
+    ct: &[f32],
+    blk: Block,
+    out: &mut [f32],
+) {
+    let d = inp.dims;
+    let (len, n_st, c) = (d.len, d.d_state, d.channels);
+    let bc_off = (blk.batch * d.groups + blk.group) * n_st * len;
+    let x_off = (blk.batch * c + blk.ch0) * len;
+    let mut a_lanes = vec![[0f32; LANES]; n_st];
+    let mut dskip = [0f32; LANES];
+    let mut bias = [0f32; LANES];
+    for j in 0..blk.lanes {
+        let ch = blk.ch0 + j;
+        for (n, an) in a_lanes.iter_mut().enumerate() {
+            an[j] = inp.a[ch * n_st + n];
+        }
+        dskip[j] = inp.d[ch];
+        bias[j] = inp.delta_bias[ch];
+    }
+    let a: Vec<S> = a_lanes.iter().map(|v| S::load(v)).collect();
+    let dskip = S::load(&dskip);
+    let bias = S::load(&bias);
+    let mut h = vec![S::zero(); n_st];
+    let mut dt_l = [0f32; LANES];
+    let mut u_l = [0f32; LANES];
+    for l in 0..len {
         for j in 0..blk.lanes {
-            let ch = blk.ch0 + j;
-            for (n, an) in a_lanes.iter_mut().enumerate() {
-                an[j] = inp.a[ch * n_st + n];
-            }
-            dskip[j] = inp.d[ch];
+            let i = x_off + j * len + l;
+            u_l[j] = inp.u[i];
+            dt_l[j] = inp.delta[i];
         }
-        let a: Vec<__m256> = a_lanes
-            .iter()
-            .map(|v| _mm256_loadu_ps(v.as_ptr()))
-            .collect();
-        let dskip = _mm256_loadu_ps(dskip.as_ptr());
-        let mut bias = [0f32; LANES];
-        for (j, b) in bias.iter_mut().enumerate().take(blk.lanes) {
-            *b = inp.delta_bias[blk.ch0 + j];
+        let raw = S::load(&dt_l).add(bias);
+        let dt = if inp.delta_softplus {
+            raw.softplus()
+        } else {
+            raw
+        };
+        let u = S::load(&u_l);
+        let du = dt.mul(u);
+        let mut y = dskip.mul(u);
+        let brow = &bt[bc_off + l * n_st..bc_off + (l + 1) * n_st];
+        let crow = &ct[bc_off + l * n_st..bc_off + (l + 1) * n_st];
+        for n in 0..n_st {
+            let decay = dt.mul(a[n]).exp();
+            let hn = decay.mul_add(h[n], du.mul(S::splat(brow[n])));
+            h[n] = hn;
+            y = hn.mul_add(S::splat(crow[n]), y);
         }
-        let bias = _mm256_loadu_ps(bias.as_ptr());
-        let mut h = vec![_mm256_setzero_ps(); n_st];
-        let mut dt_l = [0f32; LANES];
-        let mut u_l = [0f32; LANES];
-        let mut y_l = [0f32; LANES];
-        for l in 0..len {
-            for j in 0..blk.lanes {
-                let i = x_off + j * len + l;
-                u_l[j] = inp.u[i];
-                dt_l[j] = inp.delta[i];
-            }
-            let raw = _mm256_add_ps(_mm256_loadu_ps(dt_l.as_ptr()), bias);
-            let dt = if inp.delta_softplus {
-                softplus256(raw)
-            } else {
-                raw
-            };
-            let u = _mm256_loadu_ps(u_l.as_ptr());
-            let du = _mm256_mul_ps(dt, u);
-            let mut y = _mm256_mul_ps(dskip, u);
-            let brow = &bt[bc_off + l * n_st..bc_off + (l + 1) * n_st];
-            let crow = &ct[bc_off + l * n_st..bc_off + (l + 1) * n_st];
-            for n in 0..n_st {
-                let decay = exp256(_mm256_mul_ps(dt, a[n]));
-                let hn = _mm256_fmadd_ps(decay, h[n], _mm256_mul_ps(du, _mm256_set1_ps(brow[n])));
-                h[n] = hn;
-                y = _mm256_fmadd_ps(hn, _mm256_set1_ps(crow[n]), y);
-            }
-            _mm256_storeu_ps(y_l.as_mut_ptr(), y);
-            for j in 0..blk.lanes {
-                out[j * len + l] = y_l[j];
-            }
+        let y_l = to_array(y);
+        for j in 0..blk.lanes {
+            out[j * len + l] = y_l[j];
         }
     }
 }

@@ -10,7 +10,8 @@
 use rayon::prelude::*;
 
 use crate::dims::{CrossScanDims, ScanDims, ScanError, ScanInputs};
-use crate::math::{fast_exp, has_avx2_fma, softplus, LANES};
+use crate::math::simd::{simd_entry, F32x8};
+use crate::math::{fast_exp, has_simd, softplus, LANES};
 use crate::order::{position, DIRECTIONS};
 use crate::reference::ReferenceScan;
 use crate::scan::SelectiveScan;
@@ -274,10 +275,11 @@ impl MambaLayout {
     }
 }
 
-/// The fast cross scan: threads over (batch, 8-channel block), AVX2 when available.
+/// The fast cross scan: threads over (batch, 8-channel block), AVX2 (x86-64) or NEON (aarch64)
+/// when the CPU has it.
 /// Returns `y`, `(N, L, D)`, summed over the four directions.
 pub fn cross_scan(inp: &CrossScanInputs<'_>) -> Result<Vec<f32>, ScanError> {
-    cross_scan_impl(inp, has_avx2_fma())
+    cross_scan_impl(inp, has_simd())
 }
 
 pub(crate) fn cross_scan_impl(
@@ -302,14 +304,13 @@ pub(crate) fn cross_scan_impl(
         .par_iter()
         .map(|&(b, c0, lanes)| {
             let mut part = vec![0f32; l * LANES];
-            #[cfg(target_arch = "x86_64")]
             if simd && lanes == LANES {
-                // SAFETY: AVX2 and FMA are present (checked by the caller).
-                unsafe { avx2::cross_block(inp, b, c0, &mut part) };
-                return part;
+                // SAFETY: the CPU has the SIMD instruction set (checked by the caller); all
+                // eight lanes are real channels, so every eight-float load stays in bounds.
+                unsafe { cross_block_fast(inp, b, c0, &mut part) };
+            } else {
+                block_portable(inp, b, c0, lanes, &mut part);
             }
-            let _ = simd;
-            block_portable(inp, b, c0, lanes, &mut part);
             part
         })
         .collect();
@@ -356,69 +357,69 @@ fn block_portable(inp: &CrossScanInputs<'_>, b: usize, c0: usize, lanes: usize, 
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    //! [`super::block_portable`] with AVX2 + FMA intrinsics, eight full lanes.
-
-    use std::arch::x86_64::*;
-
-    use super::CrossScanInputs;
-    use crate::math::avx2::{exp256, softplus256};
-    use crate::math::LANES;
-
-    /// Cross scan, one batch and eight channels `c0..c0 + 8`, all four directions;
-    /// accumulates into `part[pos * 8 + j]`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn cross_block(
+simd_entry! {
+    /// [`cross_block_simd`] for the CPU's instruction set (callers check [`has_simd`]).
+    unsafe fn cross_block_fast(
         inp: &CrossScanInputs<'_>,
         b: usize,
         c0: usize,
         part: &mut [f32],
-    ) {
-        let d = inp.dims;
-        let (l, c, s, r, p, k) = (d.len(), d.channels, d.d_state, d.dt_rank, d.proj(), 4);
-        let col: Vec<usize> = (0..l)
-            .map(|t| (t % d.height) * d.width + t / d.height)
-            .collect();
-        let mut h = vec![_mm256_setzero_ps(); s];
-        let mut a = vec![_mm256_setzero_ps(); s];
-        let mut lane = [0f32; LANES];
-        for ki in 0..k {
-            for (si, av) in a.iter_mut().enumerate() {
-                for (j, v) in lane.iter_mut().enumerate() {
-                    *v = inp.a[(ki * c + c0 + j) * s + si];
-                }
-                *av = _mm256_loadu_ps(lane.as_ptr());
+    ) => cross_block_simd
+}
+
+/// [`block_portable`] on eight-lane SIMD vectors: one batch element and eight channels
+/// `c0..c0 + 8`, all four directions; accumulates into `part[pos * 8 + j]`.
+#[inline(always)]
+unsafe fn cross_block_simd<S: F32x8>(
+    inp: &CrossScanInputs<'_>,
+    b: usize,
+    c0: usize,
+    part: &mut [f32],
+) {
+    let d = inp.dims;
+    let (l, c, s, r, p, k) = (
+        d.len(),
+        d.channels,
+        d.d_state,
+        d.dt_rank,
+        d.proj(),
+        DIRECTIONS,
+    );
+    let col: Vec<usize> = (0..l)
+        .map(|t| (t % d.height) * d.width + t / d.height)
+        .collect();
+    let mut h = vec![S::zero(); s];
+    let mut a = vec![S::zero(); s];
+    let mut lane = [0f32; LANES];
+    for ki in 0..k {
+        for (si, av) in a.iter_mut().enumerate() {
+            for (j, v) in lane.iter_mut().enumerate() {
+                *v = inp.a[(ki * c + c0 + j) * s + si];
             }
-            let dskip = _mm256_loadu_ps(inp.d[ki * c + c0..].as_ptr());
-            let bias = _mm256_loadu_ps(inp.delta_bias[ki * c + c0..].as_ptr());
-            h.iter_mut().for_each(|v| *v = _mm256_setzero_ps());
-            let u_base = &inp.u[b * l * c..(b + 1) * l * c];
-            let d_base = &inp.delta[(b * k + ki) * l * c..(b * k + ki + 1) * l * c];
-            let x_base = &inp.x_dbl[b * l * k * p..(b + 1) * l * k * p];
-            for t in 0..l {
-                let tt = if ki >= 2 { l - 1 - t } else { t };
-                let pos = if ki % 2 == 1 { col[tt] } else { tt };
-                let u = _mm256_loadu_ps(u_base[pos * c + c0..pos * c + c0 + LANES].as_ptr());
-                let raw = _mm256_add_ps(
-                    _mm256_loadu_ps(d_base[pos * c + c0..pos * c + c0 + LANES].as_ptr()),
-                    bias,
-                );
-                let dt = softplus256(raw);
-                let du = _mm256_mul_ps(dt, u);
-                let mut y = _mm256_mul_ps(dskip, u);
-                let row = &x_base[(pos * k + ki) * p + r..(pos * k + ki) * p + r + 2 * s];
-                for si in 0..s {
-                    let decay = exp256(_mm256_mul_ps(dt, a[si]));
-                    let hn =
-                        _mm256_fmadd_ps(decay, h[si], _mm256_mul_ps(du, _mm256_set1_ps(row[si])));
-                    h[si] = hn;
-                    y = _mm256_fmadd_ps(hn, _mm256_set1_ps(row[s + si]), y);
-                }
-                let o = &mut part[pos * LANES..pos * LANES + LANES];
-                let acc = _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), y);
-                _mm256_storeu_ps(o.as_mut_ptr(), acc);
+            *av = S::load(&lane);
+        }
+        let dskip = S::load(&inp.d[ki * c + c0..]);
+        let bias = S::load(&inp.delta_bias[ki * c + c0..]);
+        h.iter_mut().for_each(|v| *v = S::zero());
+        let u_base = &inp.u[b * l * c..(b + 1) * l * c];
+        let d_base = &inp.delta[(b * k + ki) * l * c..(b * k + ki + 1) * l * c];
+        let x_base = &inp.x_dbl[b * l * k * p..(b + 1) * l * k * p];
+        for t in 0..l {
+            let tt = if ki >= 2 { l - 1 - t } else { t };
+            let pos = if ki % 2 == 1 { col[tt] } else { tt };
+            let u = S::load(&u_base[pos * c + c0..]);
+            let dt = S::load(&d_base[pos * c + c0..]).add(bias).softplus();
+            let du = dt.mul(u);
+            let mut y = dskip.mul(u);
+            let row = &x_base[(pos * k + ki) * p + r..(pos * k + ki) * p + r + 2 * s];
+            for si in 0..s {
+                let decay = dt.mul(a[si]).exp();
+                let hn = decay.mul_add(h[si], du.mul(S::splat(row[si])));
+                h[si] = hn;
+                y = hn.mul_add(S::splat(row[s + si]), y);
             }
+            let o = &mut part[pos * LANES..pos * LANES + LANES];
+            S::load(o).add(y).store(o);
         }
     }
 }

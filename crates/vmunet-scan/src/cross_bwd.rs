@@ -13,14 +13,15 @@
 //!    over the block's channels at every step and over the task's blocks in order.
 //!
 //! Arithmetic is float32 (as mamba's CUDA kernel), with branch-free `exp` / `softplus` so the
-//! eight-lane loops stay simple; on x86-64 with AVX2 + FMA full lane groups run an intrinsics
-//! version of the same steps.
+//! eight-lane loops stay simple; full lane groups run the same steps on SIMD vectors (AVX2 + FMA
+//! on x86-64, NEON on aarch64).
 
 use rayon::prelude::*;
 
 use crate::cross::{CrossScanGrads, CrossScanInputs};
 use crate::dims::ScanError;
-use crate::math::{fast_exp, fast_sigmoid, fast_softplus, has_avx2_fma, LANES};
+use crate::math::simd::{simd_entry, F32x8};
+use crate::math::{fast_exp, fast_sigmoid, fast_softplus, has_simd, LANES};
 use crate::order::{position, DIRECTIONS};
 
 type V = [f32; LANES];
@@ -58,11 +59,11 @@ pub fn cross_scan_backward(
     inp: &CrossScanInputs<'_>,
     dy: &[f32],
 ) -> Result<CrossScanGrads, ScanError> {
-    cross_scan_backward_fast(inp, dy, has_avx2_fma())
+    cross_scan_backward_fast(inp, dy, has_simd())
 }
 
-/// [`cross_scan_backward`] with the AVX2 kernel when `simd` (true only where the CPU has AVX2
-/// and FMA), the portable one otherwise.
+/// [`cross_scan_backward`] with the SIMD kernel when `simd` (true only where the CPU has the
+/// instruction set), the portable one otherwise.
 fn cross_scan_backward_fast(
     inp: &CrossScanInputs<'_>,
     dy: &[f32],
@@ -170,52 +171,18 @@ fn block(
     scratch: &mut Scratch,
     simd: bool,
 ) {
-    #[cfg(target_arch = "x86_64")]
     if simd && lanes == LANES {
-        // SAFETY: the caller checked that the CPU has AVX2 and FMA; all eight lanes are real
-        // channels, so every eight-float load and store stays in bounds.
-        unsafe { avx2::block(inp, dy, b, ki, c0, t, scratch) };
-        return;
+        // SAFETY: the caller checked that the CPU has the SIMD instruction set; all eight
+        // lanes are real channels, so every eight-float load and store stays in bounds.
+        unsafe { block_fast(inp, dy, b, ki, c0, t, scratch) };
+    } else {
+        block_body(inp, dy, b, ki, c0, lanes, t, scratch);
     }
-    let _ = simd;
-    block_body(inp, dy, b, ki, c0, lanes, t, scratch);
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    //! [`super::block_body`] with AVX2 + FMA intrinsics, eight full lanes.
-
-    use std::arch::x86_64::*;
-
-    use super::{Scratch, TaskOut, LANES};
-    use crate::cross::CrossScanInputs;
-    use crate::math::avx2::{exp256, softplus256};
-    use crate::order::{position, DIRECTIONS};
-
-    /// Sum of the lanes as `((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7))`, the order of
-    /// the portable `hsum`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn load(src: &[f32], off: usize) -> __m256 {
-        _mm256_loadu_ps(src[off..off + LANES].as_ptr())
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn store(dst: &mut [f32], off: usize, v: __m256) {
-        _mm256_storeu_ps(dst[off..off + LANES].as_mut_ptr(), v)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn block(
+simd_entry! {
+    /// [`block_simd`] for the CPU's instruction set (callers check [`has_simd`]).
+    unsafe fn block_fast(
         inp: &CrossScanInputs<'_>,
         dy: &[f32],
         b: usize,
@@ -223,103 +190,112 @@ mod avx2 {
         c0: usize,
         t: &mut TaskOut,
         scratch: &mut Scratch,
-    ) {
-        let d = inp.dims;
-        let (l, c, s, r, p, k) = (
-            d.len(),
-            d.channels,
-            d.d_state,
-            d.dt_rank,
-            d.proj(),
-            DIRECTIONS,
-        );
-        let (w, j0) = (t.width, c0 - t.c_lo);
-        let ch0 = ki * c + c0;
-        let zero = _mm256_setzero_ps();
-        let one = _mm256_set1_ps(1.0);
-        let mut a = vec![zero; s];
-        let mut lane = [0f32; LANES];
-        for (si, av) in a.iter_mut().enumerate() {
-            for (j, v) in lane.iter_mut().enumerate() {
-                *v = inp.a[(ch0 + j) * s + si];
-            }
-            *av = _mm256_loadu_ps(lane.as_ptr());
-        }
-        let dskip = load(inp.d, ch0);
-        let bias = load(inp.delta_bias, ch0);
-        let delta_base = (b * k + ki) * l * c;
-        let row_at = |pos: usize| &inp.x_dbl[((b * l + pos) * k + ki) * p + r..][..2 * s];
+    ) => block_simd
+}
 
-        let mut h = vec![zero; s];
-        for step in 0..l {
-            let pos = position(ki, step, &d);
-            let dt = softplus256(_mm256_add_ps(
-                load(inp.delta, delta_base + pos * c + c0),
-                bias,
-            ));
-            _mm256_storeu_ps(scratch.dt[step].as_mut_ptr(), dt);
-            let du = _mm256_mul_ps(dt, load(inp.u, (b * l + pos) * c + c0));
-            let row = row_at(pos);
-            for si in 0..s {
-                let decay = exp256(_mm256_mul_ps(dt, a[si]));
-                h[si] = _mm256_fmadd_ps(decay, h[si], _mm256_mul_ps(du, _mm256_set1_ps(row[si])));
-                _mm256_storeu_ps(scratch.hist[step * s + si].as_mut_ptr(), h[si]);
-            }
+/// [`block_body`] on eight-lane SIMD vectors, eight full lanes.
+#[inline(always)]
+unsafe fn block_simd<S: F32x8>(
+    inp: &CrossScanInputs<'_>,
+    dy: &[f32],
+    b: usize,
+    ki: usize,
+    c0: usize,
+    t: &mut TaskOut,
+    scratch: &mut Scratch,
+) {
+    let d = inp.dims;
+    let (l, c, s, r, p, k) = (
+        d.len(),
+        d.channels,
+        d.d_state,
+        d.dt_rank,
+        d.proj(),
+        DIRECTIONS,
+    );
+    let (w, j0) = (t.width, c0 - t.c_lo);
+    let ch0 = ki * c + c0;
+    let zero = S::zero();
+    let one = S::splat(1.0);
+    let mut a = vec![zero; s];
+    let mut lane = [0f32; LANES];
+    for (si, av) in a.iter_mut().enumerate() {
+        for (j, v) in lane.iter_mut().enumerate() {
+            *v = inp.a[(ch0 + j) * s + si];
         }
+        *av = S::load(&lane);
+    }
+    let dskip = S::load(&inp.d[ch0..]);
+    let bias = S::load(&inp.delta_bias[ch0..]);
+    let delta_base = (b * k + ki) * l * c;
+    let row_at = |pos: usize| &inp.x_dbl[((b * l + pos) * k + ki) * p + r..][..2 * s];
 
-        let mut g = vec![zero; s];
-        let mut decay_next = vec![zero; s];
-        let mut da = vec![zero; s];
-        let (mut dd, mut dbias) = (zero, zero);
-        for step in (0..l).rev() {
-            let pos = position(ki, step, &d);
-            let dt = _mm256_loadu_ps(scratch.dt[step].as_ptr());
-            let u = load(inp.u, (b * l + pos) * c + c0);
-            let dyv = load(dy, (b * l + pos) * c + c0);
-            let row = row_at(pos);
-            dd = _mm256_fmadd_ps(dyv, u, dd);
-            let mut du = _mm256_mul_ps(dyv, dskip);
-            let mut ddt = zero;
-            let dtu = _mm256_mul_ps(dt, u);
-            let dbc = &mut t.dbc[(pos * k + ki) * 2 * s..][..2 * s];
-            for si in 0..s {
-                let (bs, cs) = (_mm256_set1_ps(row[si]), _mm256_set1_ps(row[s + si]));
-                let hs = _mm256_loadu_ps(scratch.hist[step * s + si].as_ptr());
-                let hp = if step > 0 {
-                    _mm256_loadu_ps(scratch.hist[(step - 1) * s + si].as_ptr())
-                } else {
-                    zero
-                };
-                let decay = exp256(_mm256_mul_ps(dt, a[si]));
-                let gn = _mm256_fmadd_ps(decay_next[si], g[si], _mm256_mul_ps(dyv, cs));
-                g[si] = gn;
-                decay_next[si] = decay;
-                dbc[si] += hsum(_mm256_mul_ps(gn, dtu));
-                dbc[s + si] += hsum(_mm256_mul_ps(dyv, hs));
-                let dh = _mm256_mul_ps(decay, hp);
-                ddt = _mm256_fmadd_ps(gn, _mm256_fmadd_ps(a[si], dh, _mm256_mul_ps(bs, u)), ddt);
-                let gdt = _mm256_mul_ps(gn, dt);
-                da[si] = _mm256_fmadd_ps(gdt, dh, da[si]);
-                du = _mm256_fmadd_ps(gdt, bs, du);
-            }
-            let o = pos * w + j0;
-            let prev = load(&t.du, o);
-            store(&mut t.du, o, _mm256_add_ps(prev, du));
-            let raw = _mm256_add_ps(load(inp.delta, delta_base + pos * c + c0), bias);
-            let sig = _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(zero, raw))));
-            let v = _mm256_mul_ps(ddt, sig);
-            store(&mut t.ddelta, (ki * l + pos) * w + j0, v);
-            dbias = _mm256_add_ps(dbias, v);
+    let mut h = vec![zero; s];
+    for step in 0..l {
+        let pos = position(ki, step, &d);
+        let dt = S::load(&inp.delta[delta_base + pos * c + c0..])
+            .add(bias)
+            .softplus();
+        dt.store(&mut scratch.dt[step]);
+        let du = dt.mul(S::load(&inp.u[(b * l + pos) * c + c0..]));
+        let row = row_at(pos);
+        for si in 0..s {
+            let decay = dt.mul(a[si]).exp();
+            h[si] = decay.mul_add(h[si], du.mul(S::splat(row[si])));
+            h[si].store(&mut scratch.hist[step * s + si]);
         }
-        let o = ki * w + j0;
-        let (pd, pb) = (load(&t.dd, o), load(&t.dbias, o));
-        store(&mut t.dd, o, _mm256_add_ps(pd, dd));
-        store(&mut t.dbias, o, _mm256_add_ps(pb, dbias));
-        for (si, v) in da.iter().enumerate() {
-            _mm256_storeu_ps(lane.as_mut_ptr(), *v);
-            for (j, x) in lane.iter().enumerate() {
-                t.da[(o + j) * s + si] += x;
-            }
+    }
+
+    let mut g = vec![zero; s];
+    let mut decay_next = vec![zero; s];
+    let mut da = vec![zero; s];
+    let (mut dd, mut dbias) = (zero, zero);
+    for step in (0..l).rev() {
+        let pos = position(ki, step, &d);
+        let dt = S::load(&scratch.dt[step]);
+        let u = S::load(&inp.u[(b * l + pos) * c + c0..]);
+        let dyv = S::load(&dy[(b * l + pos) * c + c0..]);
+        let row = row_at(pos);
+        dd = dyv.mul_add(u, dd);
+        let mut du = dyv.mul(dskip);
+        let mut ddt = zero;
+        let dtu = dt.mul(u);
+        let dbc = &mut t.dbc[(pos * k + ki) * 2 * s..][..2 * s];
+        for si in 0..s {
+            let (bs, cs) = (S::splat(row[si]), S::splat(row[s + si]));
+            let hs = S::load(&scratch.hist[step * s + si]);
+            let hp = if step > 0 {
+                S::load(&scratch.hist[(step - 1) * s + si])
+            } else {
+                zero
+            };
+            let decay = dt.mul(a[si]).exp();
+            let gn = decay_next[si].mul_add(g[si], dyv.mul(cs));
+            g[si] = gn;
+            decay_next[si] = decay;
+            dbc[si] += gn.mul(dtu).hsum();
+            dbc[s + si] += dyv.mul(hs).hsum();
+            let dh = decay.mul(hp);
+            ddt = gn.mul_add(a[si].mul_add(dh, bs.mul(u)), ddt);
+            let gdt = gn.mul(dt);
+            da[si] = gdt.mul_add(dh, da[si]);
+            du = gdt.mul_add(bs, du);
+        }
+        let o = pos * w + j0;
+        S::load(&t.du[o..]).add(du).store(&mut t.du[o..]);
+        let raw = S::load(&inp.delta[delta_base + pos * c + c0..]).add(bias);
+        let sig = one.div(one.add(zero.sub(raw).exp()));
+        let v = ddt.mul(sig);
+        v.store(&mut t.ddelta[(ki * l + pos) * w + j0..]);
+        dbias = dbias.add(v);
+    }
+    let o = ki * w + j0;
+    S::load(&t.dd[o..]).add(dd).store(&mut t.dd[o..]);
+    S::load(&t.dbias[o..]).add(dbias).store(&mut t.dbias[o..]);
+    for (si, v) in da.iter().enumerate() {
+        v.store(&mut lane);
+        for (j, x) in lane.iter().enumerate() {
+            t.da[(o + j) * s + si] += x;
         }
     }
 }
@@ -521,11 +497,7 @@ mod tests {
             delta_bias: &bias,
         };
         let want = cross_scan_backward_reference(&inp, &dy).unwrap();
-        let simds: &[bool] = if has_avx2_fma() {
-            &[false, true]
-        } else {
-            &[false]
-        };
+        let simds: &[bool] = if has_simd() { &[false, true] } else { &[false] };
         for &simd in simds {
             let got = cross_scan_backward_fast(&inp, &dy, simd).unwrap();
             for (name, g, w) in [

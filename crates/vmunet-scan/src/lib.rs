@@ -27,14 +27,15 @@
 //!
 //! Modules depend only on the ones listed before them (a DAG; no module imports a later one):
 //!
-//! 1. leaves: `math` (PyTorch's softplus, branch-free `exp` / `softplus` / `sigmoid`, their
-//!    AVX2 versions in `math::avx2`, the CPU feature check), `dims` (shapes, inputs, errors;
-//!    uses `math`), `order` (SS2D's scan orders [`position`] and [`DIRECTIONS`]; uses `dims`),
+//! 1. leaves: `math` (PyTorch's softplus, branch-free `exp` / `softplus` / `sigmoid`, the
+//!    eight-lane SIMD trait `math::simd::F32x8` the fast kernels are written over once, its
+//!    AVX2 (`math::avx2`) and NEON (`math::neon`) implementations, the CPU feature check),
+//!    `dims` (shapes, inputs, errors; uses `math`), `order` (SS2D's scan orders [`position`] and [`DIRECTIONS`]; uses `dims`),
 //!    and `dwconv` (the depthwise convolution; self-contained);
 //! 2. `scan`: the [`SelectiveScan`] trait, [`ScanGrads`] and the float64 host backward every
 //!    implementation shares;
-//! 3. `reference` ([`ReferenceScan`]) and `cpu` ([`CpuScan`], portable and AVX2);
-//! 4. `cross`: the forward cross scan (portable and AVX2), its reference composition through
+//! 3. `reference` ([`ReferenceScan`]) and `cpu` ([`CpuScan`], portable and SIMD);
+//! 4. `cross`: the forward cross scan (portable and SIMD), its reference composition through
 //!    mamba's layout and the reference backward, the custom operator's entry point;
 //! 5. `cross_bwd`: the fast cross-scan backward, checked against `cross`'s reference;
 //! 6. with the `burn` feature: `burn_op` (the burn-facing traits over all of the above), then
@@ -74,7 +75,7 @@ pub use cross::{
 pub use cross_bwd::cross_scan_backward;
 pub use dims::{CrossScanDims, ScanDims, ScanError, ScanInputs};
 pub use dwconv::{depthwise_conv2d, depthwise_conv2d_backward, DwConvDims, DwConvGrads};
-pub use math::softplus;
+pub use math::{simd_isa, softplus};
 pub use order::{position, DIRECTIONS};
 pub use reference::ReferenceScan;
 pub use scan::{ScanGrads, SelectiveScan};

@@ -1,22 +1,41 @@
 //! Shared float numerics of the host kernels: PyTorch's `softplus`, the branch-free
-//! `exp` / `softplus` / `sigmoid` the eight-lane loops use, and their AVX2 versions ([`avx2`]).
-//! A leaf: depends on no other module of the crate.
+//! `exp` / `softplus` / `sigmoid` the eight-lane loops use, and the eight-lane SIMD type the
+//! fast kernels are written over ([`simd::F32x8`]) with its AVX2 ([`avx2`]) and NEON ([`neon`])
+//! implementations. A leaf: depends on no other module of the crate.
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
+pub(crate) mod simd;
 
-/// Channels processed together by the fast kernels (one AVX register of f32).
+/// Channels processed together by the fast kernels (one AVX register, two NEON registers).
 pub(crate) const LANES: usize = 8;
 
-/// True when the CPU has AVX2 and FMA, so the intrinsics kernels may run.
-pub(crate) fn has_avx2_fma() -> bool {
+/// True when the CPU can run the SIMD kernels: AVX2 and FMA on x86-64 (checked at run time),
+/// NEON on aarch64 (checked at run time, though every aarch64 Linux CPU has it).
+pub(crate) fn has_simd() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("neon")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         false
+    }
+}
+
+/// The instruction set the SIMD kernels use on this CPU (`"avx2+fma"`, `"neon"`), or
+/// `"portable"` where they cannot run.
+pub fn simd_isa() -> &'static str {
+    match (has_simd(), cfg!(target_arch = "aarch64")) {
+        (false, _) => "portable",
+        (true, true) => "neon",
+        (true, false) => "avx2+fma",
     }
 }
 
@@ -108,7 +127,69 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{fast_exp, fast_sigmoid, fast_softplus};
+    use super::simd::{simd_entry, F32x8};
+    use super::{fast_exp, fast_sigmoid, fast_softplus, has_simd, LANES};
+
+    simd_entry! {
+        /// `exp`, `softplus` and the horizontal sum of `x` (a multiple of eight long) on the
+        /// CPU's SIMD vectors.
+        unsafe fn lanes_fast(x: &[f32], exp: &mut [f32], softplus: &mut [f32], sums: &mut Vec<f32>)
+            => lanes_simd
+    }
+
+    #[inline(always)]
+    unsafe fn lanes_simd<S: F32x8>(
+        x: &[f32],
+        exp: &mut [f32],
+        softplus: &mut [f32],
+        sums: &mut Vec<f32>,
+    ) {
+        for i in (0..x.len()).step_by(LANES) {
+            let v = S::load(&x[i..]);
+            v.exp().store(&mut exp[i..]);
+            v.softplus().store(&mut softplus[i..]);
+            sums.push(v.hsum());
+        }
+    }
+
+    /// The SIMD `exp` / `softplus` (AVX2 on x86-64, NEON on aarch64) against float64 and the
+    /// scalar versions, and the horizontal sum's order.
+    #[test]
+    fn simd_lanes_match_scalar_and_std() {
+        if !has_simd() {
+            eprintln!("SKIP: this CPU has no SIMD kernel (portable build)");
+            return;
+        }
+        let x: Vec<f32> = (0..24_000).map(|i| -120.0 + i as f32 * 0.01).collect();
+        let (mut e, mut sp, mut sums) = (vec![0f32; x.len()], vec![0f32; x.len()], Vec::new());
+        // SAFETY: the CPU has the instruction set (checked above); x's length is a multiple of 8.
+        unsafe { lanes_fast(&x, &mut e, &mut sp, &mut sums) };
+        let (mut worst_exp, mut worst_sp, mut worst_vs_scalar) = (0f64, 0f64, 0f64);
+        for (i, &xi) in x.iter().enumerate() {
+            let xd = xi as f64;
+            if xi > -87.0 && xi < 88.0 {
+                worst_exp = worst_exp.max(((e[i] as f64 - xd.exp()) / xd.exp()).abs());
+            }
+            let scalar = fast_softplus(xi) as f64;
+            worst_vs_scalar = worst_vs_scalar.max(((sp[i] as f64 - scalar) / scalar).abs());
+            if xi < -60.0 {
+                continue; // softplus < 1e-26: beside the point, and beyond f32 below -87
+            }
+            let want = if xd > 20.0 { xd } else { xd.exp().ln_1p() };
+            worst_sp = worst_sp.max(((sp[i] as f64 - want) / want).abs());
+        }
+        assert!(worst_exp < 3e-7, "exp: worst relative error {worst_exp}");
+        assert!(worst_sp < 5e-7, "softplus: worst relative error {worst_sp}");
+        assert!(
+            worst_vs_scalar < 5e-7,
+            "softplus vs scalar: {worst_vs_scalar}"
+        );
+        for (chunk, sum) in x.chunks(LANES).zip(&sums) {
+            let v = chunk;
+            let want = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+            assert_eq!(*sum, want);
+        }
+    }
 
     #[test]
     fn fast_exp_matches_std() {

@@ -238,3 +238,17 @@ mod cross {
         }
     }
 }
+
+/// The property tests above exercise the SIMD kernels of the CPU they run on: NEON on aarch64
+/// (under qemu in CI), AVX2 + FMA on x86-64 CPUs that have it.
+#[test]
+fn simd_kernels_are_selected_for_this_cpu() {
+    let isa = vmunet_scan::simd_isa();
+    #[cfg(target_arch = "aarch64")]
+    assert_eq!(isa, "neon");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        assert_eq!(isa, "avx2+fma");
+    }
+    eprintln!("SIMD kernels: {isa}");
+}

@@ -1,12 +1,68 @@
 //! Eight-lane AVX2 + FMA versions of [`super::fast_exp`] and [`super::fast_softplus`] (same
-//! constants, same polynomials). Callers check [`super::has_avx2_fma`] first.
+//! constants, same polynomials), and [`Avx2`], the [`F32x8`] the kernels run on x86-64.
+//! Callers check [`super::has_simd`] first.
 
 use std::arch::x86_64::*;
 
+use super::simd::F32x8;
+
+/// One `__m256`: the x86-64 [`F32x8`] (AVX2 + FMA).
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2(__m256);
+
+impl F32x8 for Avx2 {
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Self(_mm256_set1_ps(x))
+    }
+    #[inline(always)]
+    unsafe fn load(src: &[f32]) -> Self {
+        Self(_mm256_loadu_ps(src[..8].as_ptr()))
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: &mut [f32]) {
+        _mm256_storeu_ps(dst[..8].as_mut_ptr(), self.0)
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        Self(_mm256_add_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        Self(_mm256_sub_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        Self(_mm256_mul_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        Self(_mm256_div_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        Self(_mm256_fmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn exp(self) -> Self {
+        Self(exp256(self.0))
+    }
+    #[inline(always)]
+    unsafe fn softplus(self) -> Self {
+        Self(softplus256(self.0))
+    }
+    #[inline(always)]
+    unsafe fn hsum(self) -> f32 {
+        let v = self.0;
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+    }
+}
+
 /// `softplus(x) = max(x, 0) + log1p(exp(-|x|))`; equals PyTorch's (threshold 20) to ~1 ulp.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn softplus256(x: __m256) -> __m256 {
+#[inline(always)]
+unsafe fn softplus256(x: __m256) -> __m256 {
     let sign = _mm256_set1_ps(-0.0);
     let neg_abs = _mm256_or_ps(x, sign);
     let z = exp256(neg_abs); // (0, 1]
@@ -34,9 +90,8 @@ pub(crate) unsafe fn softplus256(x: __m256) -> __m256 {
 }
 
 /// Eight-lane version of [`super::fast_exp`] (same constants, same results).
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn exp256(x: __m256) -> __m256 {
+#[inline(always)]
+unsafe fn exp256(x: __m256) -> __m256 {
     let x = _mm256_min_ps(
         _mm256_max_ps(x, _mm256_set1_ps(-87.336_54)),
         _mm256_set1_ps(88.376_26),
