@@ -22,7 +22,11 @@ export ORT_DYLIB_PATH ?= $(shell ls $(abspath $(VENV))/lib/python3*/site-package
 # tests on burn-wgpu without a GPU).
 include mk/hdf5.mk
 include mk/lavapipe.mk
+# The aarch64 (Jetson) cross build and its qemu tests.
+X86_BIN ?= $(BIN_DEBUG)
+include mk/jetson.mk
 
+# test-jetson and jetson: mk/jetson.mk
 .PHONY: all build test test-ort-matrix test-deploy lint fmt demo demo-train bench clean toolchain venv
 
 all: build
@@ -48,8 +52,10 @@ test: toolchain venv hdf5 lavapipe
 	$(CARGO) build -p vmunet-cli
 	VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace
 	$(MAKE) --no-print-directory test-deploy
+	$(MAKE) --no-print-directory test-jetson
 	$(MAKE) --no-print-directory test-kernel
 	CARGO_TARGET_DIR=$(KERNEL_TARGET_DIR) $(CARGO) check -p vmunet-cli --features cuda
+	CARGO_TARGET_DIR=$(DEPLOY_TARGET_DIR) $(CARGO) check -p vmunet-cli --no-default-features --features deploy,ort-cuda,ort-tensorrt
 
 # The binary against the libonnxruntime.so of ONNX Runtime 1.20.1, 1.23.2 and $(ORT_VERSION) (wheels
 # fetched once into build/ort/): forward matches tract within 1e-4 for every golden form, 1.19.2 is

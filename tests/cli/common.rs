@@ -74,3 +74,70 @@ pub fn epochs_done(run: &Path) -> usize {
 pub fn shared() -> Option<PathBuf> {
     vmunet_testdata::shared("vmunet end-to-end test")
 }
+
+/// `vmunet forward` of `model` in `runtime` on `input`, written to `out`; the logits.
+pub fn forward(model: &Path, runtime: &str, input: &Path, out: &Path) -> Vec<f32> {
+    let o = run(&[
+        "forward",
+        "--model",
+        s(model),
+        "--runtime",
+        runtime,
+        "--input",
+        s(input),
+        "--output",
+        s(out),
+    ]);
+    assert!(
+        o.status.success(),
+        "{runtime} {}: {}",
+        model.display(),
+        stderr(&o)
+    );
+    vmunet_data::read_npy(out).unwrap().data
+}
+
+/// The test Python (`VMUNET_PYTHON`, with onnx and onnxruntime), or a SKIP message.
+pub fn python() -> Option<PathBuf> {
+    let p = std::env::var_os("VMUNET_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    if p.is_none() {
+        eprintln!("SKIP (Python part): VMUNET_PYTHON is not set (run through `make test`)");
+    }
+    p
+}
+
+/// onnx.checker (full) and stock ONNX Runtime from Python; `tol` as check_model.py reads it;
+/// `custom_ops`: a custom-op library to register first. Returns the script's output.
+pub fn python_check(
+    py: &Path,
+    model: &Path,
+    input: &Path,
+    want: &Path,
+    tol: &str,
+    custom_ops: Option<&Path>,
+) -> String {
+    let script = vmunet_testdata::repo_root().join("onnx/check_model.py");
+    let mut cmd = std::process::Command::new(py);
+    cmd.arg(script);
+    if let Some(lib) = custom_ops {
+        cmd.arg("--custom-ops").arg(lib);
+    }
+    let out = cmd
+        .arg(model)
+        .arg(input)
+        .arg(want)
+        .arg(tol)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}: {text}", model.display());
+    assert!(out.status.success(), "{}: {text}", model.display());
+    assert!(text.contains("onnx.checker: OK"), "{text}");
+    text
+}

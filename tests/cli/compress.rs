@@ -13,58 +13,6 @@ fn max_rel(got: &[f32], want: &[f32]) -> f32 {
         / m
 }
 
-fn forward(model: &Path, runtime: &str, input: &Path, out: &Path) -> Vec<f32> {
-    let o = run(&[
-        "forward",
-        "--model",
-        s(model),
-        "--runtime",
-        runtime,
-        "--input",
-        s(input),
-        "--output",
-        s(out),
-    ]);
-    assert!(
-        o.status.success(),
-        "{runtime} {}: {}",
-        model.display(),
-        stderr(&o)
-    );
-    vmunet_data::read_npy(out).unwrap().data
-}
-
-fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("VMUNET_PYTHON")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file());
-    if p.is_none() {
-        eprintln!("SKIP (Python part): VMUNET_PYTHON is not set (run through `make test`)");
-    }
-    p
-}
-
-/// onnx.checker (full) and stock ONNX Runtime from Python; `tol` as check_model.py reads it.
-fn python_check(py: &Path, model: &Path, input: &Path, want: &Path, tol: &str) {
-    let script = vmunet_testdata::repo_root().join("onnx/check_model.py");
-    let out = std::process::Command::new(py)
-        .arg(script)
-        .arg(model)
-        .arg(input)
-        .arg(want)
-        .arg(tol)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{}: {text}", model.display());
-    assert!(out.status.success(), "{}: {text}", model.display());
-    assert!(text.contains("onnx.checker: OK"), "{text}");
-}
-
 /// `vmunet export` of checkpoint `ck` in scan form `form` to `out`.
 fn export_form(ck: &Path, form: &str, out: &Path) {
     let o = run(&[
@@ -128,7 +76,7 @@ fn fp16_of_the_official_small_model_is_within_1e_2_in_every_runtime() {
                 assert!(err <= 1e-2, "{prefix} {form} fp16 {rt}: {err}");
             }
             if let (Some(py), "chunked", "small") = (&py, form, prefix) {
-                python_check(py, &half, &input, &logits, "r1e-2");
+                python_check(py, &half, &input, &logits, "r1e-2", None);
             }
             let o = run(&["info", "--model", s(&half)]);
             assert!(o.status.success());
@@ -191,7 +139,7 @@ fn int8_of_the_official_small_model_runs_in_every_runtime() {
                 );
             }
             if let (Some(py), "chunked") = (&py, form) {
-                python_check(py, &q, &input, &logits, "r1e6");
+                python_check(py, &q, &input, &logits, "r1e6", None);
             }
             let info = stdout(&run(&["info", "--model", s(&q)]));
             assert!(

@@ -9,6 +9,7 @@ mod help;
 mod infer;
 mod info;
 mod init;
+mod ort_ops;
 mod parity;
 mod profile;
 mod train;

@@ -28,12 +28,12 @@ const PYTORCH_PAPER_SECONDS: f64 = 38.9;
 pub struct Args {
     #[command(flatten)]
     engine: EngineArgs,
-    /// Input size (H = W).
-    #[arg(long, default_value_t = 256)]
-    size: usize,
-    /// Batch size.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
+    /// Input size (H = W; default: the profile's, else the model's, else 256).
+    #[arg(long)]
+    size: Option<usize>,
+    /// Batch size (default: the profile's, else 1).
+    #[arg(long)]
+    batch: Option<usize>,
     /// Timed runs.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -59,6 +59,7 @@ pub struct Args {
 /// One timed configuration.
 struct Row {
     runtime: String,
+    provider: &'static str,
     scan: String,
     times: Vec<f64>,
     rss: Option<u64>,
@@ -90,6 +91,7 @@ fn time_runtime(a: &Args, rt: &mut dyn Runtime, input: &Array, scan: &str) -> Re
     times.sort_by(f64::total_cmp);
     let row = Row {
         runtime: rt.description(),
+        provider: rt.provider(),
         scan: scan.into(),
         times,
         rss: peak_rss_bytes(),
@@ -105,9 +107,9 @@ fn time_runtime(a: &Args, rt: &mut dyn Runtime, input: &Array, scan: &str) -> Re
 
 fn print_table(rows: &[Row], batch: usize, reference: bool) {
     println!(
-        "| runtime | scan | runs | min s | p50 s | p95 s | images/s | peak RSS MB | vs PyTorch eager ({PYTORCH_PAPER_SECONDS} s) |"
+        "| runtime | provider | scan | runs | min s | p50 s | p95 s | images/s | peak RSS MB | vs PyTorch eager ({PYTORCH_PAPER_SECONDS} s) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let ratio = if reference {
             format!(
@@ -119,8 +121,9 @@ fn print_table(rows: &[Row], batch: usize, reference: bool) {
             "n/a (not the reference shape)".into()
         };
         println!(
-            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {ratio} |",
+            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {} | {ratio} |",
             r.runtime,
+            r.provider,
             r.scan,
             r.times.len(),
             r.times[0],
@@ -130,6 +133,117 @@ fn print_table(rows: &[Row], batch: usize, reference: bool) {
             r.rss
                 .map_or("?".into(), |b| format!("{:.0}", b as f64 / 1e6)),
         );
+    }
+}
+
+/// The batch the rows were timed at.
+fn rows_batch(a: &Args, deploy: Option<&DeployReport>) -> usize {
+    deploy.map_or(a.batch.unwrap_or(1), |d| d.batch)
+}
+
+/// What a deployer needs to know about a run under a device profile: the provider that ran
+/// against the ones the profile asks for, precision, model form, peak memory against the
+/// profile's budget.
+struct DeployReport {
+    profile: String,
+    path: String,
+    wanted: Vec<&'static str>,
+    provider: &'static str,
+    description: String,
+    precision: String,
+    model_precision: String,
+    form: String,
+    batch: usize,
+    p50: f64,
+    p95: f64,
+    peak_mb: Option<f64>,
+    budget_mb: Option<usize>,
+}
+
+impl DeployReport {
+    fn new(
+        a: &Args,
+        p: &vmunet_runtime::DeviceProfile,
+        session: &vmunet_runtime::Session,
+        row: &Row,
+        batch: usize,
+    ) -> Self {
+        let metadata = session.file().map(|f| &f.metadata);
+        Self {
+            profile: p.name.clone(),
+            path: a
+                .engine
+                .profile
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
+            wanted: p.providers().iter().map(|p| p.name()).collect(),
+            provider: row.provider,
+            description: row.runtime.clone(),
+            precision: format!("{:?}", p.precision).to_lowercase(),
+            model_precision: metadata
+                .and_then(|m| m.precision)
+                .map_or("fp32".into(), |x| x.to_string()),
+            form: row.scan.clone(),
+            batch,
+            p50: row.pct(0.5),
+            p95: row.pct(0.95),
+            peak_mb: row.rss.map(|b| b as f64 / (1u64 << 20) as f64),
+            budget_mb: p.memory_budget_mb,
+        }
+    }
+
+    /// `within`, `OVER` or `unknown` (no budget or no measurement).
+    fn verdict(&self) -> &'static str {
+        match (self.peak_mb, self.budget_mb) {
+            (Some(peak), Some(budget)) if peak <= budget as f64 => "within budget",
+            (Some(_), Some(_)) => "OVER BUDGET",
+            _ => "no budget set",
+        }
+    }
+
+    fn print(&self) {
+        println!();
+        println!("profile {} ({}):", self.profile, self.path);
+        println!(
+            "  provider: {} (profile asks for {}){}",
+            self.provider,
+            self.wanted.join(" > "),
+            if self.wanted.first() == Some(&self.provider) {
+                String::new()
+            } else {
+                format!("; {}", self.description)
+            }
+        );
+        println!(
+            "  precision: profile {}, model {}; model form: {}",
+            self.precision, self.model_precision, self.form
+        );
+        println!(
+            "  latency: p50 {:.1} ms, p95 {:.1} ms; {:.2} images/s at batch {}",
+            self.p50 * 1e3,
+            self.p95 * 1e3,
+            self.batch as f64 / self.p50,
+            self.batch
+        );
+        let peak = self.peak_mb.map_or("?".into(), |m| format!("{m:.0} MiB"));
+        match self.budget_mb {
+            Some(b) => println!(
+                "  peak memory: {peak} of a {b} MiB budget: {}",
+                self.verdict()
+            ),
+            None => println!("  peak memory: {peak} (the profile sets no memory_budget_mb)"),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.profile, "path": self.path, "providers_wanted": self.wanted,
+            "provider": self.provider, "precision": self.precision,
+            "model_precision": self.model_precision, "form": self.form, "batch": self.batch,
+            "p50_s": self.p50, "p95_s": self.p95, "images_per_s": self.batch as f64 / self.p50,
+            "peak_mib": self.peak_mb, "memory_budget_mib": self.budget_mb,
+            "verdict": self.verdict(),
+        })
     }
 }
 
@@ -153,32 +267,45 @@ pub fn run(a: Args) -> Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut rows = Vec::new();
     let (header, reference);
+    let deploy;
     if a.engine.model.is_some() {
         let mut session = a.engine.open(a.threads)?;
-        let (h, w) = session.input_size(Some(a.size))?;
-        let x = input(&[a.batch, session.channels(), h, w]);
+        let (h, w) = session.input_size(a.size)?;
+        let batch = a.batch.or(session.profile().map(|p| p.batch)).unwrap_or(1);
+        let x = input(&[batch, session.channels(), h, w]);
         let scan = scan_form_label(&session).unwrap_or_else(|| "?".into());
         header = format!("{}, input {:?}", session.label(), x.shape);
         reference = is_paper_export(&session) && x.shape == [1, 3, 256, 256];
-        rows.push(time_runtime(&a, &mut session, &x, &scan)?);
+        let row = time_runtime(&a, &mut session, &x, &scan)?;
+        deploy = session
+            .profile()
+            .map(|p| DeployReport::new(&a, p, &session, &row, batch));
+        rows.push(row);
     } else {
         #[cfg(feature = "full")]
         {
             (header, reference) = bench_checkpoint(&a, threads, &mut rows)?;
+            deploy = None;
         }
         #[cfg(not(feature = "full"))]
         anyhow::bail!("give --model FILE.onnx (this build runs exported models only)");
     }
+    let batch = rows_batch(&a, deploy.as_ref());
     println!("vmunet bench: {header}, {threads} threads");
-    print_table(&rows, a.batch, reference);
+    print_table(&rows, batch, reference);
+    if let Some(d) = &deploy {
+        d.print();
+    }
     if let Some(path) = &a.json {
         let v = serde_json::json!({
-            "model": header, "threads": threads, "batch": a.batch,
+            "model": header, "threads": threads, "batch": batch,
+            "profile": deploy.as_ref().map(DeployReport::json),
             "pytorch_reference_s": PYTORCH_PAPER_SECONDS,
             "rows": rows.iter().map(|r| serde_json::json!({
                 "runtime": r.runtime, "scan": r.scan, "runs_s": r.times,
                 "min_s": r.times[0], "p50_s": r.pct(0.5), "p95_s": r.pct(0.95),
-                "images_per_s": a.batch as f64 / r.pct(0.5), "peak_rss_bytes": r.rss,
+                "images_per_s": batch as f64 / r.pct(0.5), "peak_rss_bytes": r.rss,
+                "provider": r.provider,
                 "ratio_vs_pytorch": if reference { Some(r.pct(0.5) / PYTORCH_PAPER_SECONDS) } else { None },
             })).collect::<Vec<_>>(),
         });
@@ -209,10 +336,11 @@ fn is_paper_export(_: &vmunet_runtime::Session) -> bool {
 fn bench_checkpoint(a: &Args, threads: usize, rows: &mut Vec<Row>) -> Result<(String, bool)> {
     let loaded = a.engine.source.load()?;
     let cfg = loaded.config.clone();
-    let shape = [a.batch, cfg.input_channels, a.size, a.size];
+    let (size, batch) = (a.size.unwrap_or(256), a.batch.unwrap_or(1));
+    let shape = [batch, cfg.input_channels, size, size];
     loaded.model.check_input(shape)?;
     let reference =
-        cfg == vmunet_model::VmUnetConfig::paper(cfg.num_classes) && a.size == 256 && a.batch == 1;
+        cfg == vmunet_model::VmUnetConfig::paper(cfg.num_classes) && size == 256 && batch == 1;
     let header = format!(
         "{} ({} parameters), input {:?}",
         loaded.label,
@@ -234,8 +362,8 @@ fn bench_checkpoint(a: &Args, threads: usize, rows: &mut Vec<Row>) -> Result<(St
         for scan in forms {
             let path = tmp.join(format!("{scan}.onnx"));
             let opts = ExportOptions {
-                height: a.size,
-                width: a.size,
+                height: size,
+                width: size,
                 scan,
                 chunk: a.chunk,
                 ..Default::default()

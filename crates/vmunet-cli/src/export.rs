@@ -37,6 +37,11 @@ pub struct Args {
     /// Chunk length of `--scan chunked` (default: the profile's `chunk`, else 64).
     #[arg(long, value_name = "L")]
     chunk: Option<usize>,
+    /// `--scan chunked`: the largest float32 intermediate of the scan, in MiB; bigger ones are
+    /// split into one direction and channel slice at a time, which bounds the runtime's peak
+    /// memory (the paper model at 256x256 peaks far lower than unsplit).
+    #[arg(long, default_value_t = 32, value_name = "MiB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    chunk_memory_mb: u64,
     /// Device profile (devices/*.toml): its `scan`, `chunk` and `input_size` become the
     /// defaults.
     #[arg(long, value_name = "PROFILE.toml")]
@@ -83,6 +88,7 @@ pub fn run(a: Args) -> Result<()> {
         chunk,
         dynamic_hw: a.dynamic_hw,
         max_size: a.max_size,
+        chunk_group_bytes: (a.chunk_memory_mb as usize) << 20,
         class_names: a.class_names.clone(),
         source: Some(loaded.label.clone()),
         source_sha256: match &a.source.checkpoint {

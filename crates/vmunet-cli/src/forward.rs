@@ -14,9 +14,13 @@ use crate::util::EngineArgs;
 pub struct Args {
     #[command(flatten)]
     engine: EngineArgs,
-    /// Input: float32 .npy, NCHW.
-    #[arg(long, value_name = "IN.npy")]
+    /// Input: float32 .npy, NCHW; or an image (PNG, JPEG, ...), which gets the official
+    /// preprocessing at the model's input size (or --size) as a batch of one.
+    #[arg(long, value_name = "IN.npy|IMAGE")]
     input: PathBuf,
+    /// Input size (H = W) for an image input (default: the model's, as `vmunet infer`).
+    #[arg(long)]
+    size: Option<usize>,
     /// Output: float32 .npy, (N, classes, H, W).
     #[arg(long, value_name = "OUT.npy")]
     output: PathBuf,
@@ -26,7 +30,32 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let arr = read_npy(&a.input)?;
+    let is_npy = a
+        .input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let image = if is_npy {
+        None
+    } else {
+        Some(vmunet_data::load_image(&a.input)?)
+    };
+    let mut session = a.engine.open(None)?;
+    let arr = match &image {
+        None => read_npy(&a.input)?,
+        Some(img) => {
+            let (height, width) = session.input_size(a.size)?;
+            let pre = vmunet_data::Preprocess {
+                height,
+                width,
+                channels: session.channels(),
+            };
+            let t = vmunet_data::preprocess(img, &pre);
+            vmunet_data::Array {
+                shape: vec![1, t.channels, t.height, t.width],
+                data: t.data,
+            }
+        }
+    };
     if arr.shape.len() != 4 {
         anyhow::bail!(
             "{}: expected a 4-D NCHW array, got shape {:?}",
@@ -34,7 +63,6 @@ pub fn run(a: Args) -> Result<()> {
             arr.shape
         );
     }
-    let mut session = a.engine.open(None)?;
     session
         .check(&arr.shape)
         .with_context(|| format!("{} does not fit the model", a.input.display()))?;

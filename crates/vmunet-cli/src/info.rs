@@ -25,9 +25,13 @@ pub struct Args {
     )]
     #[cfg_attr(
         not(feature = "full"),
-        arg(long, value_name = "model.onnx", required = true)
+        arg(long, value_name = "model.onnx", required_unless_present = "system")
     )]
     model: Option<PathBuf>,
+    /// Show this build and machine instead: version, target, the scan kernels' instruction set,
+    /// the runtimes and execution providers compiled in.
+    #[arg(long, conflicts_with = "model")]
+    system: bool,
     /// Input size (H = W) for the stage shapes (default: the size the checkpoint was trained
     /// at, else 256).
     #[arg(long)]
@@ -38,6 +42,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.system {
+        return system_info(a.json);
+    }
     if let Some(path) = &a.model {
         return onnx_info(path, a.json);
     }
@@ -45,6 +52,38 @@ pub fn run(a: Args) -> Result<()> {
     return checkpoint_info(a);
     #[cfg(not(feature = "full"))]
     anyhow::bail!("give --model FILE.onnx");
+}
+
+/// This build and machine: what a deployer checks first on a new device.
+fn system_info(json: bool) -> Result<()> {
+    let features: Vec<&str> = [
+        ("full", cfg!(feature = "full")),
+        ("deploy", cfg!(feature = "deploy")),
+        ("wgpu", cfg!(feature = "wgpu")),
+        ("cuda", cfg!(feature = "cuda")),
+        ("ort-cuda", cfg!(feature = "ort-cuda")),
+        ("ort-tensorrt", cfg!(feature = "ort-tensorrt")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    let target = format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS);
+    let kernels = vmunet_runtime::scan_kernels();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if json {
+        let v = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"), "target": target, "scan_kernels": kernels,
+            "features": features, "cpu_threads": threads,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("vmunet {}", env!("CARGO_PKG_VERSION"));
+        println!("target:       {target}");
+        println!("scan kernels: {kernels}");
+        println!("features:     {}", features.join(", "));
+        println!("cpu threads:  {threads}");
+    }
+    Ok(())
 }
 
 /// An ONNX file: its declared input, size and metadata.

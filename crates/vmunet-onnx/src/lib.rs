@@ -64,6 +64,10 @@ pub struct ExportOptions {
     /// Largest input side a dynamic-size chunked export supports (it fixes the number of
     /// cross-chunk steps); recorded in the metadata.
     pub max_size: usize,
+    /// Peak-memory bound of [`ScanForm::Chunked`]: when one of its `(K, L, D, S)` float32
+    /// intermediates (batch 1, the longest sequence) would be larger, the scan is written one
+    /// direction and channel slice at a time so that none is.
+    pub chunk_group_bytes: usize,
     /// Class names (one per output channel, no commas); defaults to `foreground` / `class_i`.
     pub class_names: Option<Vec<String>>,
     /// The checkpoint or preset exported (recorded in the metadata).
@@ -86,6 +90,7 @@ impl Default for ExportOptions {
             unroll: DEFAULT_UNROLL,
             dynamic_hw: false,
             max_size: 1024,
+            chunk_group_bytes: DEFAULT_CHUNK_GROUP_BYTES,
             class_names: None,
             source: None,
             source_sha256: None,
@@ -99,6 +104,9 @@ pub const DEFAULT_UNROLL: usize = 8;
 
 /// Default chunk length of the chunked formulation.
 pub const DEFAULT_CHUNK: usize = 64;
+
+/// Default [`ExportOptions::chunk_group_bytes`]: 32 MiB per intermediate.
+pub const DEFAULT_CHUNK_GROUP_BYTES: usize = 32 << 20;
 
 /// Builds the ONNX model (batch axis dynamic; H and W fixed unless `dynamic_hw`).
 pub fn export<B: vmunet_scan::ScanBackend>(

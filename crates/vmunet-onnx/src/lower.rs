@@ -639,12 +639,72 @@ impl Lower<'_> {
         let a_w = self
             .g
             .weight(&format!("{key}.A"), &[k, 1, 1, d, s], a_matrix(m));
-        let dt6 = self.unsqueeze(&dt5, 5, key); // (N, K, nc, T, D, 1)
-        let da = self.g.op("Mul", &[&dt6, &a_w], vec![], key);
+        // Peak memory: every intermediate below is (N, K', nc, T, D', S) float32. When the
+        // whole tensor would pass `chunk_group_bytes`, the scan runs one direction and one
+        // channel slice at a time (runtimes execute the groups one after another and free each
+        // group's intermediates before the next).
+        let per_channel = (max_chunks * t) as usize * s * 4;
+        let budget = self.opts.chunk_group_bytes.max(1);
+        let y = if k * d * per_channel <= budget {
+            self.chunk_core([&u5, &dt5, &b5, &c5], &a_w, t, max_chunks, key)
+        } else {
+            let groups = (d * per_channel).div_ceil(budget).min(d);
+            let mut per_direction = Vec::with_capacity(k);
+            for ki in 0..k as i64 {
+                let pick = |me: &mut Self, x: &str| me.slice(x, 1, ki, ki + 1, key);
+                let (uk, dtk, bk, ck) = (
+                    pick(self, &u5),
+                    pick(self, &dt5),
+                    pick(self, &b5),
+                    pick(self, &c5),
+                );
+                let ak = self.slice(&a_w, 0, ki, ki + 1, key);
+                let mut parts = Vec::with_capacity(groups);
+                for g in 0..groups {
+                    let (d0, d1) = ((g * d / groups) as i64, ((g + 1) * d / groups) as i64);
+                    let ug = self.slice(&uk, 4, d0, d1, key);
+                    let dtg = self.slice(&dtk, 4, d0, d1, key);
+                    let ag = self.slice(&ak, 3, d0, d1, key);
+                    parts.push(self.chunk_core([&ug, &dtg, &bk, &ck], &ag, t, max_chunks, key));
+                }
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                per_direction.push(if groups == 1 {
+                    parts[0].clone()
+                } else {
+                    self.concat(&refs, 4, key)
+                });
+            }
+            let refs: Vec<&str> = per_direction.iter().map(String::as_str).collect();
+            self.concat(&refs, 1, key)
+        };
+        let y = self.reshape(&y, &[0, 0, -1, d as i64], key); // (N, K, L', D)
+        match (&pad, &len) {
+            (Sz::C(0), _) => y,
+            (_, Sz::C(l)) => self.slice(&y, 2, 0, *l, key),
+            (_, Sz::T(l)) => {
+                let st = self.g.ints1(&[0]);
+                let ax = self.g.ints1(&[2]);
+                self.g.op("Slice", &[&y, &st, l, &ax], vec![], key)
+            }
+        }
+    }
+
+    /// The chunked scan of `u`, `dt` `(N, K', nc, T, D')` with `B`, `C` `(N, K', nc, T, S)` and
+    /// `A` `(K', 1, 1, D', S)`: `y` `(N, K', nc, T, D')`.
+    fn chunk_core(
+        &mut self,
+        [u5, dt5, b5, c5]: [&str; 4],
+        a_w: &str,
+        t: i64,
+        max_chunks: i64,
+        key: &str,
+    ) -> String {
+        let dt6 = self.unsqueeze(dt5, 5, key); // (N, K, nc, T, D, 1)
+        let da = self.g.op("Mul", &[&dt6, a_w], vec![], key);
         let mut decay = self.g.op("Exp", &[&da], vec![], key); // (N, K, nc, T, D, S), <= 1
-        let dtu = self.g.op("Mul", &[&dt5, &u5], vec![], key);
+        let dtu = self.g.op("Mul", &[dt5, u5], vec![], key);
         let dtu = self.unsqueeze(&dtu, 5, key);
-        let b6 = self.unsqueeze(&b5, 4, key);
+        let b6 = self.unsqueeze(b5, 4, key);
         let mut state = self.g.op("Mul", &[&dtu, &b6], vec![], key);
         // Inside chunks.
         (decay, state) = self.log_depth_scan(&decay, &state, 3, t, key);
@@ -657,25 +717,15 @@ impl Lower<'_> {
             let carried = self.g.op("Mul", &[&decay, &entering], vec![], key);
             state = self.g.op("Add", &[&state, &carried], vec![], key);
         }
-        let c6 = self.unsqueeze(&c5, 4, key);
+        let c6 = self.unsqueeze(c5, 4, key);
         let hc = self.g.op("Mul", &[&state, &c6], vec![], key);
         let ax5 = self.g.ints1(&[5]);
-        let y = self.g.op(
+        self.g.op(
             "ReduceSum",
             &[&hc, &ax5],
             vec![("keepdims", Attr::Int(0))],
             key,
-        );
-        let y = self.reshape(&y, &[0, 0, -1, d as i64], key); // (N, K, L', D)
-        match (&pad, &len) {
-            (Sz::C(0), _) => y,
-            (_, Sz::C(l)) => self.slice(&y, 2, 0, *l, key),
-            (_, Sz::T(l)) => {
-                let st = self.g.ints1(&[0]);
-                let ax = self.g.ints1(&[2]);
-                self.g.op("Slice", &[&y, &st, l, &ax], vec![], key)
-            }
-        }
+        )
     }
 }
 

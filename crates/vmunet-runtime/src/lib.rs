@@ -20,6 +20,7 @@ mod ort_rt;
 mod parity;
 mod probe;
 mod profile;
+mod provider;
 mod segment;
 mod session;
 mod tract_rt;
@@ -33,18 +34,26 @@ pub use model_file::{ModelDim, ModelFile, ModelInput};
 #[cfg(feature = "ort")]
 pub use ort_lib::{OrtLibError, OrtLibrary, MIN_ORT_VERSION};
 #[cfg(feature = "ort")]
-pub use ort_rt::{OrtOptions, OrtRuntime, Provider};
+pub use ort_rt::{OrtOptions, OrtRuntime};
 pub use parity::{
     check_parity, image_inputs, random_inputs, Candidate, ParityInput, ParityReport, RuntimeParity,
 };
 pub use probe::Probe;
-pub use profile::{DeviceProfile, Precision, ProfileError, ProviderName, TensorRtSection};
+pub use profile::{
+    CudaSection, DeviceProfile, Precision, ProfileError, ProviderName, TensorRtSection,
+};
+pub use provider::{ArenaExtend, ConvAlgoSearch, CudaOptions, Provider, TensorRtOptions};
 pub use segment::{
     timing_csv, SegmentError, Segmentation, SegmentedFile, Segmenter, SegmenterOptions, Timing,
 };
 pub use session::{default_input_size, Session, SessionOptions};
 pub use tract_rt::{count_macs, native_half, TractRuntime};
 use vmunet_data::Array;
+
+/// The instruction set of the scan kernels on this CPU (`avx2+fma`, `neon` or `portable`).
+pub fn scan_kernels() -> &'static str {
+    vmunet_scan::simd_isa()
+}
 
 /// Runtime errors; each names the file or the tensor at fault.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +127,10 @@ pub enum RuntimeError {
 pub trait Runtime {
     /// Back-end and device that actually run, e.g. `tract (CPU)`.
     fn description(&self) -> String;
+    /// The execution provider that runs the model (`CPU`, `CUDA`, `TensorRT`).
+    fn provider(&self) -> &'static str {
+        "CPU"
+    }
     /// Checks that an input of `shape` fits, without running anything.
     fn check(&self, shape: &[usize]) -> Result<(), RuntimeError>;
     /// Runs one batch and returns the model's first output (logits).

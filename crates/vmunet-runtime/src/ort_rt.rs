@@ -11,89 +11,38 @@ use vmunet_data::Array;
 
 use crate::guard::{contain, Poison};
 use crate::ort_lib::OrtLibrary;
+use crate::provider::Provider;
 use crate::{ModelFile, Runtime, RuntimeError};
 
-/// An execution provider and its options.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Provider {
-    /// ONNX Runtime's CPU provider (always available).
-    Cpu,
-    /// CUDA.
-    Cuda {
-        /// GPU index.
-        device_id: i32,
-    },
-    /// TensorRT.
-    TensorRt {
-        /// GPU index.
-        device_id: i32,
-        /// Allow fp16 kernels.
-        fp16: bool,
-        /// Allow int8 kernels (needs a QDQ model or a calibration table).
-        int8: bool,
-        /// Engine cache folder.
-        engine_cache: Option<PathBuf>,
-        /// Timing cache folder.
-        timing_cache: Option<PathBuf>,
-        /// Builder workspace in bytes.
-        workspace_bytes: Option<usize>,
-    },
-}
-
-impl Provider {
-    /// Short name for reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Provider::Cpu => "CPU",
-            Provider::Cuda { .. } => "CUDA",
-            Provider::TensorRt { .. } => "TensorRT",
-        }
-    }
-
-    /// The provider's registration, or why this build cannot offer it.
-    fn dispatch(&self) -> Result<ep::ExecutionProviderDispatch, String> {
-        match self {
-            Provider::Cpu => Ok(ep::CPU::default().build().error_on_failure()),
-            #[cfg(feature = "cuda")]
-            Provider::Cuda { device_id } => Ok(ep::CUDA::default()
-                .with_device_id(*device_id)
-                .build()
-                .error_on_failure()),
-            #[cfg(feature = "tensorrt")]
-            Provider::TensorRt {
-                device_id,
-                fp16,
-                int8,
-                engine_cache,
-                timing_cache,
-                workspace_bytes,
-            } => {
-                let mut t = ep::TensorRT::default()
-                    .with_device_id(*device_id)
-                    .with_fp16(*fp16)
-                    .with_int8(*int8);
-                if let Some(dir) = engine_cache {
-                    t = t
-                        .with_engine_cache(true)
-                        .with_engine_cache_path(dir.display());
-                }
-                if let Some(dir) = timing_cache {
-                    t = t
-                        .with_timing_cache(true)
-                        .with_timing_cache_path(dir.display());
-                }
-                if let Some(ws) = workspace_bytes {
-                    t = t.with_max_workspace_size(*ws);
-                }
-                Ok(t.build().error_on_failure())
+/// The provider's registration with its options ([`Provider::ort_options`]), or why this
+/// build cannot offer it.
+fn dispatch(p: &Provider) -> Result<ep::ExecutionProviderDispatch, String> {
+    #[allow(unused_imports)]
+    use ort::ep::ArbitrarilyConfigurableExecutionProvider;
+    match p {
+        Provider::Cpu => Ok(ep::CPU::default().build().error_on_failure()),
+        #[cfg(feature = "cuda")]
+        Provider::Cuda(_) => {
+            let mut c = ep::CUDA::default();
+            for (k, v) in p.ort_options() {
+                c = c.with_arbitrary_config(k, v);
             }
-            #[allow(unreachable_patterns)]
-            other => Err(format!(
-                "this build has no {} support (build vmunet-runtime with the `{}` feature)",
-                other.name(),
-                other.name().to_lowercase()
-            )),
+            Ok(c.build().error_on_failure())
         }
+        #[cfg(feature = "tensorrt")]
+        Provider::TensorRt(_) => {
+            let mut t = ep::TensorRT::default();
+            for (k, v) in p.ort_options() {
+                t = t.with_arbitrary_config(k, v);
+            }
+            Ok(t.build().error_on_failure())
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(format!(
+            "this build has no {} support (build vmunet-runtime with the `{}` feature)",
+            other.name(),
+            other.name().to_lowercase()
+        )),
     }
 }
 
@@ -183,7 +132,7 @@ impl OrtRuntime {
             let attempt = (|| -> Result<Session, String> {
                 let mut b = Session::builder(env)
                     .map_err(|e| e.to_string())?
-                    .with_execution_providers([p.dispatch()?])
+                    .with_execution_providers([dispatch(&p)?])
                     .map_err(|e| e.to_string())?;
                 if crate::custom::uses_custom_scan(&file) {
                     let ops = crate::custom::ort_op::domain().map_err(|e| e.to_string())?;
@@ -229,6 +178,10 @@ impl OrtRuntime {
 }
 
 impl Runtime for OrtRuntime {
+    fn provider(&self) -> &'static str {
+        self.provider.name()
+    }
+
     fn description(&self) -> String {
         let mut s = format!("onnxruntime ({})", self.provider.name());
         for (name, why) in &self.skipped {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use vmunet_onnx_ir::ScanForm;
 
+use crate::provider::{ArenaExtend, ConvAlgoSearch};
 use crate::RuntimeKind;
 
 /// Execution providers a profile may list.
@@ -34,7 +35,7 @@ pub enum Precision {
 }
 
 /// TensorRT settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TensorRtSection {
     /// GPU index.
@@ -46,6 +47,27 @@ pub struct TensorRtSection {
     pub engine_cache: Option<String>,
     /// Timing cache folder (`~` expands to $HOME).
     pub timing_cache: Option<String>,
+    /// Builder optimisation level, 0..=5 (TensorRT's default: 3; higher builds slower and
+    /// may run faster).
+    pub builder_optimization_level: Option<u8>,
+    /// Deep-learning accelerator core to use (Jetson AGX Orin and Xavier have DLA cores 0 and
+    /// 1; the Orin Nano has none). Layers the DLA cannot run fall back to the GPU.
+    pub dla_core: Option<u32>,
+}
+
+/// CUDA provider settings.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CudaSection {
+    /// GPU index (default: `tensorrt.device_id`, else 0).
+    pub device_id: Option<i32>,
+    /// Cap on the CUDA memory arena in MiB (on a Jetson the GPU shares the board's memory).
+    pub gpu_mem_limit_mb: Option<usize>,
+    /// Arena growth: `next_power_of_two` (ONNX Runtime's default) or `same_as_requested`
+    /// (holds the least memory).
+    pub arena_extend: Option<ArenaExtend>,
+    /// cuDNN convolution algorithm search: `exhaustive`, `heuristic` or `default`.
+    pub conv_algo_search: Option<ConvAlgoSearch>,
 }
 
 /// A target device profile.
@@ -78,6 +100,11 @@ pub struct DeviceProfile {
     pub chunk: Option<usize>,
     /// TensorRT options.
     pub tensorrt: Option<TensorRtSection>,
+    /// CUDA options.
+    pub cuda: Option<CudaSection>,
+    /// The memory the model may use on this device, in MiB (`vmunet bench --profile` reports
+    /// the measured peak against it).
+    pub memory_budget_mb: Option<usize>,
 }
 
 fn scan_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ScanForm, D::Error> {
@@ -198,39 +225,73 @@ impl DeviceProfile {
             if t.device_id < 0 {
                 return Err("field `tensorrt.device_id`: must be 0 or more".into());
             }
+            if let Some(level) = t.builder_optimization_level.filter(|l| *l > 5) {
+                return Err(format!(
+                    "field `tensorrt.builder_optimization_level`: {level} is out of range (0..=5)"
+                ));
+            }
+            if let Some(core) = t.dla_core.filter(|c| *c > 1) {
+                return Err(format!(
+                    "field `tensorrt.dla_core`: {core} is out of range (Jetson DLA cores are 0 and 1)"
+                ));
+            }
+        }
+        if self.tensorrt.is_some() && !self.providers.contains(&ProviderName::Tensorrt) {
+            return Err(
+                "section `[tensorrt]`: the profile does not list the tensorrt provider".into(),
+            );
+        }
+        if let Some(c) = &self.cuda {
+            if !self.providers.contains(&ProviderName::Cuda) {
+                return Err("section `[cuda]`: the profile does not list the cuda provider".into());
+            }
+            if c.device_id.is_some_and(|d| d < 0) {
+                return Err("field `cuda.device_id`: must be 0 or more".into());
+            }
+            if c.gpu_mem_limit_mb == Some(0) {
+                return Err("field `cuda.gpu_mem_limit_mb`: must be positive".into());
+            }
+        }
+        if self.memory_budget_mb == Some(0) {
+            return Err("field `memory_budget_mb`: must be positive".into());
         }
         Ok(())
+    }
+
+    /// The execution providers this profile lists, with their options, in order.
+    pub fn providers(&self) -> Vec<crate::Provider> {
+        use crate::provider::{CudaOptions, Provider, TensorRtOptions};
+        let trt = self.tensorrt.clone().unwrap_or_default();
+        let cuda = self.cuda.clone().unwrap_or_default();
+        self.providers
+            .iter()
+            .map(|p| match p {
+                ProviderName::Cpu => Provider::Cpu,
+                ProviderName::Cuda => Provider::Cuda(CudaOptions {
+                    device_id: cuda.device_id.unwrap_or(trt.device_id),
+                    gpu_mem_limit_bytes: cuda.gpu_mem_limit_mb.map(|m| m << 20),
+                    arena_extend: cuda.arena_extend,
+                    conv_algo_search: cuda.conv_algo_search,
+                }),
+                ProviderName::Tensorrt => Provider::TensorRt(TensorRtOptions {
+                    device_id: trt.device_id,
+                    fp16: self.precision == Precision::Fp16,
+                    int8: self.precision == Precision::Int8,
+                    engine_cache: trt.engine_cache.as_deref().map(expand),
+                    timing_cache: trt.timing_cache.as_deref().map(expand),
+                    workspace_bytes: trt.workspace_mb.map(|m| m << 20),
+                    builder_optimization_level: trt.builder_optimization_level,
+                    dla_core: trt.dla_core,
+                }),
+            })
+            .collect()
     }
 
     /// ONNX Runtime options for this profile.
     #[cfg(feature = "ort")]
     pub fn ort_options(&self) -> crate::OrtOptions {
-        use crate::Provider;
-        let trt = self.tensorrt.clone().unwrap_or(TensorRtSection {
-            device_id: 0,
-            workspace_mb: None,
-            engine_cache: None,
-            timing_cache: None,
-        });
         crate::OrtOptions {
-            providers: self
-                .providers
-                .iter()
-                .map(|p| match p {
-                    ProviderName::Cpu => Provider::Cpu,
-                    ProviderName::Cuda => Provider::Cuda {
-                        device_id: trt.device_id,
-                    },
-                    ProviderName::Tensorrt => Provider::TensorRt {
-                        device_id: trt.device_id,
-                        fp16: self.precision == Precision::Fp16,
-                        int8: self.precision == Precision::Int8,
-                        engine_cache: trt.engine_cache.as_deref().map(expand),
-                        timing_cache: trt.timing_cache.as_deref().map(expand),
-                        workspace_bytes: trt.workspace_mb.map(|m| m << 20),
-                    },
-                })
-                .collect(),
+            providers: self.providers(),
             threads: self.threads,
             library: None,
         }
@@ -283,6 +344,21 @@ mod tests {
                 "providers = [\"tensorrt\"]\n[tensorrt]\nspeed = 1\n",
                 "speed",
             ),
+            (
+                "providers = [\"tensorrt\"]\n[tensorrt]\nbuilder_optimization_level = 6\n",
+                "tensorrt.builder_optimization_level",
+            ),
+            (
+                "providers = [\"tensorrt\"]\n[tensorrt]\ndla_core = 2\n",
+                "tensorrt.dla_core",
+            ),
+            ("[tensorrt]\nworkspace_mb = 64\n", "section `[tensorrt]`"),
+            ("[cuda]\ngpu_mem_limit_mb = 64\n", "section `[cuda]`"),
+            (
+                "providers = [\"cuda\"]\n[cuda]\narena_extend = \"fast\"\n",
+                "fast",
+            ),
+            ("memory_budget_mb = 0\n", "memory_budget_mb"),
         ] {
             let e = DeviceProfile::parse(&format!("{base}{extra}")).unwrap_err();
             assert!(e.contains(needle), "`{extra}` -> {e}");
@@ -295,5 +371,48 @@ mod tests {
         let e = DeviceProfile::parse("name = \"x\"\nruntime = \"tract\"\nproviders = [\"cuda\"]\n")
             .unwrap_err();
         assert!(e.contains("providers"), "{e}");
+    }
+
+    /// Every profile option reaches the provider options ONNX Runtime receives.
+    #[test]
+    fn agx_orin_profile_maps_to_provider_options() {
+        use crate::Provider;
+        let p = DeviceProfile::load(&devices().join("jetson-agx-orin.toml")).unwrap();
+        let providers = p.providers();
+        assert_eq!(
+            providers.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            ["TensorRT", "CUDA", "CPU"]
+        );
+        let trt = providers[0].ort_options();
+        let get = |o: &[(&str, String)], k: &str| {
+            o.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{k} missing from {o:?}"))
+        };
+        assert_eq!(get(&trt, "trt_fp16_enable"), "1");
+        assert_eq!(get(&trt, "trt_int8_enable"), "0");
+        assert_eq!(
+            get(&trt, "trt_max_workspace_size"),
+            (4096usize << 20).to_string()
+        );
+        assert_eq!(get(&trt, "trt_engine_cache_enable"), "1");
+        assert!(get(&trt, "trt_engine_cache_path").ends_with(".cache/vmunet/trt-engines"));
+        assert!(get(&trt, "trt_timing_cache_path").ends_with(".cache/vmunet/trt-timing"));
+        assert_eq!(get(&trt, "trt_builder_optimization_level"), "3");
+        assert_eq!(get(&trt, "trt_dla_enable"), "1");
+        assert_eq!(get(&trt, "trt_dla_core"), "0");
+        let cuda = providers[1].ort_options();
+        assert_eq!(get(&cuda, "device_id"), "0");
+        assert_eq!(get(&cuda, "arena_extend_strategy"), "kSameAsRequested");
+        assert_eq!(get(&cuda, "gpu_mem_limit"), (8192usize << 20).to_string());
+        assert_eq!(providers[2], Provider::Cpu);
+        assert_eq!(p.memory_budget_mb, Some(16384));
+        // The Orin Nano has no DLA: its profile must not ask for one.
+        let nano = DeviceProfile::load(&devices().join("jetson-orin-nano.toml")).unwrap();
+        assert!(nano.providers()[0]
+            .ort_options()
+            .iter()
+            .all(|(k, _)| !k.starts_with("trt_dla")));
     }
 }

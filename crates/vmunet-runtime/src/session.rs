@@ -173,6 +173,9 @@ impl Runtime for Session {
     fn description(&self) -> String {
         self.runtime.description()
     }
+    fn provider(&self) -> &'static str {
+        self.runtime.provider()
+    }
     fn check(&self, shape: &[usize]) -> Result<(), RuntimeError> {
         self.runtime.check(shape)
     }

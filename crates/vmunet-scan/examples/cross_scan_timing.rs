@@ -23,7 +23,7 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    // (d_inner, side, dt_rank) of VM-UNet's stages: dims 64..512 doubled, 64x64 down to 8x8.
+    // (d_inner, side, dt_rank) of the paper model's stages: dims 96..768 doubled, 64x64 to 8x8.
     for (c, side, r) in [
         (128usize, 64usize, 4usize),
         (256, 32, 8),
