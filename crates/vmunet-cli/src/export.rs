@@ -40,7 +40,7 @@ pub struct Args {
     /// `--scan chunked`: the largest float32 intermediate of the scan, in MiB; bigger ones are
     /// split into one direction and channel slice at a time, which bounds the runtime's peak
     /// memory (the paper model at 256x256 peaks far lower than unsplit).
-    #[arg(long, default_value_t = 32, value_name = "MiB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    #[arg(long, default_value_t = (vmunet_onnx::DEFAULT_CHUNK_GROUP_BYTES >> 20) as u64, value_name = "MiB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     chunk_memory_mb: u64,
     /// Device profile (devices/*.toml): its `scan`, `chunk` and `input_size` become the
     /// defaults.

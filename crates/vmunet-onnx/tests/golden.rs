@@ -150,7 +150,7 @@ fn the_grouped_chunked_scan_matches_the_golden_logits() {
     let want = vmunet_data::read_npy(&d.join("tiny-logits.npy")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let whole = export(&model, &info.config, &options(ScanForm::Chunked)).unwrap();
-    for budget in [64 << 10, 1] {
+    for budget in [64 << 10, 16 << 10] {
         let opts = ExportOptions {
             chunk_group_bytes: budget,
             ..options(ScanForm::Chunked)

@@ -39,7 +39,7 @@ fn dispatch(p: &Provider) -> Result<ep::ExecutionProviderDispatch, String> {
         }
         #[allow(unreachable_patterns)]
         other => Err(format!(
-            "this build has no {} support (build vmunet-runtime with the `{}` feature)",
+            "this build has no {} support (build vmunet with the `ort-{}` feature)",
             other.name(),
             other.name().to_lowercase()
         )),
