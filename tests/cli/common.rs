@@ -34,6 +34,11 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// stdout then stderr of a finished process, as text.
+pub fn all_output(o: &Output) -> String {
+    format!("{}{}", stdout(o), stderr(o))
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -131,11 +136,7 @@ pub fn python_check(
         .arg(tol)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = all_output(&out);
     eprintln!("{}: {text}", model.display());
     assert!(out.status.success(), "{}: {text}", model.display());
     assert!(text.contains("onnx.checker: OK"), "{text}");

@@ -114,11 +114,7 @@ except Exception as e:
         .arg(&lib)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = all_output(&out);
     eprintln!("{text}");
     assert!(out.status.success(), "{text}");
     assert!(text.contains("good call: (1, 2, 3, 8)"), "{text}");

@@ -43,6 +43,11 @@ fn golden(scan: ScanForm) -> PathBuf {
     dir().join(format!("tiny-{scan}.onnx"))
 }
 
+/// Largest |a - b|.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
 fn write_or_compare(path: &Path, bytes: &[u8]) {
     if bless() {
         std::fs::write(path, bytes).unwrap();
@@ -96,10 +101,7 @@ fn the_exporter_reproduces_the_golden_models() {
     }
     let want = vmunet_data::read_npy(&logits).unwrap();
     assert_eq!(want.shape, shape);
-    let diff = y
-        .iter()
-        .zip(&want.data)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let diff = max_diff(&y, &want.data);
     assert!(diff <= 1e-5, "burn drifted from the golden logits: {diff}");
 }
 
@@ -124,11 +126,7 @@ fn every_runtime_runs_the_golden_models() {
         for mut rt in runtimes {
             let y = rt.run(&x).unwrap();
             assert_eq!(y.shape, want.shape);
-            let diff = y
-                .data
-                .iter()
-                .zip(&want.data)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            let diff = max_diff(&y.data, &want.data);
             eprintln!(
                 "golden tiny-{scan} in {}: max|diff| {diff:.2e}",
                 rt.description()
@@ -173,11 +171,8 @@ fn the_grouped_chunked_scan_matches_the_golden_logits() {
         }
         for mut rt in runtimes {
             let y = rt.run(&x).unwrap();
-            let diff = y
-                .data
-                .iter()
-                .zip(&want.data)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert_eq!(y.shape, want.shape);
+            let diff = max_diff(&y.data, &want.data);
             eprintln!(
                 "grouped chunked (budget {budget} B, {} nodes) in {}: max|diff| {diff:.2e}",
                 nodes(&m),
