@@ -55,7 +55,6 @@ test: toolchain venv hdf5 lavapipe
 	$(MAKE) --no-print-directory test-jetson
 	$(MAKE) --no-print-directory test-kernel
 	CARGO_TARGET_DIR=$(KERNEL_TARGET_DIR) $(CARGO) check -p vmunet-cli --features cuda
-	CARGO_TARGET_DIR=$(DEPLOY_TARGET_DIR) $(CARGO) check -p vmunet-cli --no-default-features --features deploy,ort-cuda,ort-tensorrt
 
 # The binary against the libonnxruntime.so of ONNX Runtime 1.20.1, 1.23.2 and $(ORT_VERSION) (wheels
 # fetched once into build/ort/): forward matches tract within 1e-4 for every golden form, 1.19.2 is
@@ -71,14 +70,17 @@ test-ort-matrix: toolchain venv
 # target folder so it never replaces the full binary: its dependency tree must hold no burn,
 # training or HDF5 crate, and the binary must reproduce the golden logits in tract and in every
 # ONNX Runtime of the matrix.
+# With ONNX Runtime's CUDA and TensorRT providers compiled in (no GPU here: they must build, and
+# with PyPI's CPU-only library the CPU provider runs).
+DEPLOY_FEATURES := deploy,ort-cuda,ort-tensorrt
 DEPLOY_TARGET_DIR ?= $(HOME)/.cache/vmunet/target-deploy
 DEPLOY_BIN := $(DEPLOY_TARGET_DIR)/debug/vmunet
 test-deploy: toolchain venv
-	@if $(CARGO) tree -p vmunet-cli --no-default-features --features deploy -e normal --prefix none \
+	@if $(CARGO) tree -p vmunet-cli --no-default-features --features $(DEPLOY_FEATURES) -e normal --prefix none \
 	    | grep -E '^(burn|vmunet-(model|train|onnx) |hdf5)' ; then \
 	  echo "test-deploy: the deployment build depends on the crates above" >&2; exit 1; \
 	else echo "test-deploy: no burn, training, exporter or HDF5 crate in the deployment build"; fi
-	CARGO_TARGET_DIR=$(DEPLOY_TARGET_DIR) $(CARGO) build -p vmunet-cli --no-default-features --features deploy
+	CARGO_TARGET_DIR=$(DEPLOY_TARGET_DIR) $(CARGO) build -p vmunet-cli --no-default-features --features $(DEPLOY_FEATURES)
 	VMUNET_BIN=$(DEPLOY_BIN) ORT_VERSION=$(ORT_VERSION) PYTHON=$(VENV)/bin/python tests/ort-matrix.sh
 
 lint: toolchain hdf5
