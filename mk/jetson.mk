@@ -71,3 +71,19 @@ bench-ort-ops: build venv
 	$(VENV)/bin/python onnx/check_model.py --time 5 $$d/paper-scan.onnx $$d/x.npy $$d/y-scan.npy r1e-4; \
 	echo "== custom operator (--scan custom), stock ONNX Runtime + libvmunet_ort_ops.so"; \
 	$(VENV)/bin/python onnx/check_model.py --custom-ops $(CARGO_TARGET_DIR)/release/libvmunet_ort_ops.so --time 5 $$d/paper-custom.onnx $$d/x.npy $$d/y-custom.npy r1e-4
+
+# JetPack 5 (Ubuntu 20.04, glibc 2.31): the same build linked by cargo-zigbuild (zig as the
+# linker, from PyPI's `ziglang`) against glibc 2.31's symbols. Measured floor: GLIBC_2.30; it runs
+# the golden models under qemu like the glibc 2.35 build. Not part of `make test` (a second full
+# aarch64 build). On JetPack 5 use tract, or an ONNX Runtime 1.20+ built for it (NVIDIA's JetPack 5
+# wheels are older than the C API level 20 this build asks for).
+JETSON_JP5_TARGET_DIR ?= $(HOME)/.cache/vmunet/target-aarch64-jp5
+JETSON_JP5_BIN := $(JETSON_JP5_TARGET_DIR)/$(JETSON_TARGET)/$(JETSON_PROFILE)/vmunet
+.PHONY: jetson-jp5
+jetson-jp5: jetson-toolchain venv
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check ziglang
+	@command -v cargo-zigbuild >/dev/null || $(CARGO) install --locked cargo-zigbuild
+	PATH=$(abspath $(VENV))/bin:$$PATH CARGO_TARGET_DIR=$(JETSON_JP5_TARGET_DIR) $(CARGO) zigbuild --$(JETSON_PROFILE) \
+	  --target $(JETSON_TARGET).2.31 -p vmunet-cli --no-default-features --features deploy,ort-cuda,ort-tensorrt -p vmunet-ort-ops
+	@echo "jetson-jp5: $(JETSON_JP5_BIN)"
+	@echo "jetson-jp5: needs $$(aarch64-linux-gnu-objdump -T $(JETSON_JP5_BIN) | grep -o 'GLIBC_[0-9.]*' | sort -t. -k2,2n -k3,3n -u | tail -n 1) or newer"
