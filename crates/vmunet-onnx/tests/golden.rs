@@ -43,6 +43,17 @@ fn golden(scan: ScanForm) -> PathBuf {
     dir().join(format!("tiny-{scan}.onnx"))
 }
 
+/// tract, and ONNX Runtime when `ort`, on `path`.
+fn runtimes(path: &Path, ort: bool) -> Vec<Box<dyn Runtime>> {
+    let mut v: Vec<Box<dyn Runtime>> = vec![Box::new(TractRuntime::open(path).unwrap())];
+    if ort {
+        v.push(Box::new(
+            OrtRuntime::open(path, &OrtOptions::default()).unwrap(),
+        ));
+    }
+    v
+}
+
 /// Largest |a - b|.
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
@@ -116,14 +127,7 @@ fn every_runtime_runs_the_golden_models() {
     }
     for scan in ScanForm::ALL {
         let path = golden(scan);
-        let mut runtimes: Vec<Box<dyn Runtime>> =
-            vec![Box::new(TractRuntime::open(&path).unwrap())];
-        if ort {
-            runtimes.push(Box::new(
-                OrtRuntime::open(&path, &OrtOptions::default()).unwrap(),
-            ));
-        }
-        for mut rt in runtimes {
+        for mut rt in runtimes(&path, ort) {
             let y = rt.run(&x).unwrap();
             assert_eq!(y.shape, want.shape);
             let diff = max_diff(&y.data, &want.data);
@@ -162,14 +166,8 @@ fn the_grouped_chunked_scan_matches_the_golden_logits() {
         );
         let path = tmp.path().join(format!("grouped-{budget}.onnx"));
         std::fs::write(&path, m.to_bytes()).unwrap();
-        let mut runtimes: Vec<Box<dyn Runtime>> =
-            vec![Box::new(TractRuntime::open(&path).unwrap())];
-        if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| Path::new(&p).is_file()) {
-            runtimes.push(Box::new(
-                OrtRuntime::open(&path, &OrtOptions::default()).unwrap(),
-            ));
-        }
-        for mut rt in runtimes {
+        let ort = std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| Path::new(&p).is_file());
+        for mut rt in runtimes(&path, ort) {
             let y = rt.run(&x).unwrap();
             assert_eq!(y.shape, want.shape);
             let diff = max_diff(&y.data, &want.data);

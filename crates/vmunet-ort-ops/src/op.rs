@@ -55,7 +55,6 @@ static OP: OrtCustomOp = OrtCustomOp {
 /// released: sessions created from `options` refer to it for as long as they live.
 pub(crate) fn register(api: &OrtApi, options: *mut OrtSessionOptions) -> Result<(), String> {
     let domain_name = CString::new(CUSTOM_DOMAIN).map_err(|e| e.to_string())?;
-    let _ = op_name();
     let mut domain: *mut OrtCustomOpDomain = std::ptr::null_mut();
     // SAFETY: valid C string and out-pointer; OP is 'static.
     unsafe {
