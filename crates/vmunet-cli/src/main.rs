@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bundle;
 mod compress;
 #[cfg(feature = "full")]
 mod compress_report;
@@ -18,6 +19,7 @@ mod info;
 #[cfg(feature = "full")]
 mod init;
 mod parity;
+mod serve;
 #[cfg(feature = "full")]
 mod source;
 #[cfg(feature = "full")]
@@ -69,6 +71,15 @@ enum Command {
     Compress(compress::Args),
     /// Time the forward pass on the CPU backend and report latency and peak memory.
     Bench(bench::Args),
+    /// Write a deployment bundle for a device (binary, models, profile, run script, systemd
+    /// unit, README, SHA-256 manifest), or with --triton a Triton model repository.
+    Bundle(bundle::Args),
+    /// Check a bundle: every file against its manifest, every model opened and run in the
+    /// profile's runtime.
+    VerifyBundle(bundle::VerifyArgs),
+    /// The watch-folder service: every image dropped into a folder becomes a mask, an overlay
+    /// and a JSON record, exactly once across crashes and restarts.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +90,9 @@ fn main() -> ExitCode {
         Command::Infer(a) => infer::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Compress(a) => compress::run(a),
+        Command::Bundle(a) => bundle::run(a),
+        Command::VerifyBundle(a) => bundle::verify(a),
+        Command::Serve(a) => serve::run(a),
         #[cfg(feature = "full")]
         Command::Export(a) => export::run(a),
         Command::Parity(a) => parity::run(a),

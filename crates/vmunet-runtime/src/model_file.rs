@@ -18,10 +18,10 @@ pub enum ModelDim {
     Free(String),
 }
 
-/// The model's first input.
+/// A declared tensor of the model (its first input, or its first output).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInput {
-    /// Input name.
+    /// Tensor name.
     pub name: String,
     /// Declared dimensions.
     pub dims: Vec<ModelDim>,
@@ -71,6 +71,9 @@ pub struct ModelFile {
     pub input: ModelInput,
     /// Element type of the first output (the logits).
     pub output_elem: DataType,
+    /// The first output (the logits): name, declared dimensions (empty when undeclared),
+    /// element type.
+    pub output: ModelInput,
     /// The vmunet metadata (all fields empty for other ONNX files).
     pub metadata: ModelMetadata,
 }
@@ -82,6 +85,31 @@ fn elem_type(vi: &ValueInfoProto) -> DataType {
             DataType::try_from(t.elem_type.unwrap_or(0)).unwrap_or(DataType::Undefined)
         }
         _ => DataType::Undefined,
+    }
+}
+
+/// The declared dimensions of a tensor value (`None` when it is not a tensor; empty when it
+/// declares no shape).
+fn dims_of(vi: &ValueInfoProto) -> Option<Vec<ModelDim>> {
+    match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => Some(
+            t.shape
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match &d.value {
+                            Some(dimension::Value::DimValue(v)) if *v > 0 => {
+                                ModelDim::Fixed(*v as usize)
+                            }
+                            Some(dimension::Value::DimParam(p)) => ModelDim::Free(p.clone()),
+                            _ => ModelDim::Free("?".into()),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+        _ => None,
     }
 }
 
@@ -109,31 +137,19 @@ impl ModelFile {
             .iter()
             .find(|i| !inits.contains(i.name()))
             .ok_or_else(|| bad("it declares no input".into()))?;
-        let dims = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-            Some(type_proto::Value::TensorType(t)) => t
-                .shape
-                .as_ref()
-                .map(|s| {
-                    s.dim
-                        .iter()
-                        .map(|d| match &d.value {
-                            Some(dimension::Value::DimValue(v)) if *v > 0 => {
-                                ModelDim::Fixed(*v as usize)
-                            }
-                            Some(dimension::Value::DimParam(p)) => ModelDim::Free(p.clone()),
-                            _ => ModelDim::Free("?".into()),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => return Err(bad(format!("input `{}` is not a tensor", vi.name()))),
-        };
+        let dims =
+            dims_of(vi).ok_or_else(|| bad(format!("input `{}` is not a tensor", vi.name())))?;
         let elem = elem_type(vi);
-        let output_elem = graph
+        let out = graph
             .output
             .first()
-            .map(elem_type)
             .ok_or_else(|| bad("it declares no output".into()))?;
+        let output_elem = elem_type(out);
+        let output = ModelInput {
+            name: out.name().to_string(),
+            dims: dims_of(out).unwrap_or_default(),
+            elem: output_elem,
+        };
         for (what, t) in [("input", elem), ("output", output_elem)] {
             if !matches!(t, DataType::Float | DataType::Float16 | DataType::Undefined) {
                 return Err(bad(format!(
@@ -150,6 +166,7 @@ impl ModelFile {
                 elem,
             },
             output_elem,
+            output,
             metadata,
         })
     }
