@@ -42,7 +42,14 @@ $(VENV)/.ok:
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check onnx==$(ONNX_VERSION) onnxruntime==$(ORT_VERSION) numpy
 	touch $@
 
-venv: $(VENV)/.ok
+# Triton's model-configuration schema (tritonclient's model_config_pb2, protobuf only; its gRPC
+# and HTTP client dependencies are not needed) for the `vmunet bundle --triton` tests.
+TRITONCLIENT_VERSION := 2.73.0
+$(VENV)/.triton-ok: | $(VENV)/.ok
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps tritonclient==$(TRITONCLIENT_VERSION)
+	touch $@
+
+venv: $(VENV)/.ok $(VENV)/.triton-ok
 
 # Unit tests beside the code, fixture parity, CLI end-to-end tests (tests/), then the CubeCL
 # scan kernel against the host scan on burn-wgpu over lavapipe, and the CUDA build (no GPU here:

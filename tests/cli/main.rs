@@ -12,4 +12,5 @@ mod init;
 mod ort_ops;
 mod parity;
 mod profile;
+mod serve;
 mod train;

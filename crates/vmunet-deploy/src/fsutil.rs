@@ -40,10 +40,20 @@ fn parent(path: &Path) -> &Path {
 /// Writes `bytes` to `path` durably: temporary file in the same folder, fsync, rename, fsync
 /// of the folder. On error the temporary file is removed and `path` is untouched.
 pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
+    write_inner(path, bytes, false)
+}
+
+/// [`write_durable`] for the service's outputs (masks, overlays, records, reasons): the
+/// `mid-write` crash point sits halfway through the temporary file.
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
+    write_inner(path, bytes, true)
+}
+
+fn write_inner(path: &Path, bytes: &[u8], output: bool) -> Result<(), DeployError> {
     let tmp = temporary_for(path);
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        if failpoint::is_armed("mid-write") {
+        if output && failpoint::is_armed("mid-write") {
             f.write_all(&bytes[..bytes.len() / 2])?;
             f.sync_all()?;
             failpoint::hit("mid-write");

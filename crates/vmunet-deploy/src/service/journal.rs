@@ -197,6 +197,46 @@ impl Journal {
     }
 }
 
+/// Cuts a torn last line (no newline: a crash mid-append) off an append-only JSON-lines file;
+/// returns the bytes removed. A missing file is fine.
+pub fn cut_torn_tail(path: &Path) -> Result<u64, DeployError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(DeployError::io(path)(e)),
+    };
+    let good = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let cut = (bytes.len() - good) as u64;
+    if cut > 0 {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(DeployError::io(path))?;
+        f.set_len(good as u64)
+            .and_then(|_| f.sync_all())
+            .map_err(DeployError::io(path))?;
+    }
+    Ok(cut)
+}
+
+/// The JSON values of a JSON-lines file (missing file: none); a line that is not JSON is an
+/// error naming the file and line.
+pub fn read_lines(path: &Path) -> Result<Vec<serde_json::Value>, DeployError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DeployError::io(path)(e)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| DeployError::invalid(path, format!("line {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
 /// Reads every record of a journal (for tests and audits); a torn last line is skipped.
 pub fn read_records(path: &Path) -> Result<Vec<Record>, DeployError> {
     let text = std::fs::read(path).map_err(DeployError::io(path))?;

@@ -36,7 +36,7 @@ use serde_json::json;
 use vmunet_data::{decode_image, is_image_file, output_stem, overlay};
 use vmunet_runtime::{Runtime, RuntimeError, Segmenter, SegmenterOptions, Session, SessionOptions};
 
-use crate::fsutil::{free_name, move_durable, remove_stale_temporaries, write_durable};
+use crate::fsutil::{free_name, move_durable, remove_stale_temporaries, write_output};
 use crate::hash::{sha256_file, sha256_hex};
 use crate::{failpoint, DeployError};
 use journal::{Event, Journal, Key};
@@ -187,6 +187,8 @@ struct Service<'a> {
     provider: String,
     summary: ServeSummary,
     first_arrival: Option<Instant>,
+    /// (image, sha256, outcome) already in the audit log (checked when a crash is recovered).
+    audited: std::collections::HashSet<(String, String, String)>,
 }
 
 fn png_bytes(img: &DynamicImage, path: &Path) -> Result<Vec<u8>, DeployError> {
@@ -310,6 +312,14 @@ pub fn serve(opts: &ServeOptions, stop: StopFlag) -> Result<ServeSummary, Deploy
     let runtime = seg.session().description();
     let provider = seg.session().provider().to_string();
     let audit_path = opts.out.join("audit.jsonl");
+    journal::cut_torn_tail(&audit_path)?;
+    let audited = journal::read_lines(&audit_path)?
+        .into_iter()
+        .filter_map(|v| {
+            let f = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+            Some((f("image")?, f("sha256")?, f("outcome")?))
+        })
+        .collect();
     let audit = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -329,6 +339,7 @@ pub fn serve(opts: &ServeOptions, stop: StopFlag) -> Result<ServeSummary, Deploy
         provider,
         summary: ServeSummary::default(),
         first_arrival: None,
+        audited,
     };
     svc.recover()?;
     let watcher = Watcher::new(&opts.watch, opts.poll);
@@ -393,7 +404,21 @@ impl Service<'_> {
     fn recover(&mut self) -> Result<(), DeployError> {
         for (key, stem) in self.journal.in_progress() {
             let stem = stem.unwrap_or_else(|| output_stem(Path::new(&key.0)));
-            if self.outputs_complete(&stem, &key.1) {
+            if let Some(record) = self.complete_record(&stem, &key.1) {
+                let line = json!({
+                    "time": crate::utc_timestamp(crate::unix_now()),
+                    "image": key.0,
+                    "sha256": key.1,
+                    "outcome": "done",
+                    "recovered": true,
+                    "outputs": [record.mask, record.overlay, format!("{stem}.json")],
+                    "model": record.model,
+                    "model_sha256": record.model_sha256,
+                    "runtime": record.runtime,
+                    "provider": record.provider,
+                    "lesion_fraction": record.lesion.fraction,
+                });
+                self.audit_once(&key, "done", line)?;
                 self.journal
                     .append(Event::Done, &key, Some(&stem), Some("recovered"))?;
                 self.summary.recovered += 1;
@@ -407,6 +432,16 @@ impl Service<'_> {
             let moved = self.failed_dir.join(&key.0);
             let same_content = |p: &Path| sha256_file(p).ok().as_deref() == Some(key.1.as_str());
             if !input.exists() && moved.exists() && same_content(&moved) {
+                let line = json!({
+                    "time": crate::utc_timestamp(crate::unix_now()),
+                    "image": key.0,
+                    "sha256": key.1,
+                    "outcome": "failed",
+                    "recovered": true,
+                    "moved_to": format!("failed/{}", key.0),
+                    "model_sha256": self.model_sha,
+                });
+                self.audit_once(&key, "failed", line)?;
                 self.journal
                     .append(Event::Failed, &key, None, Some("recovered"))?;
                 continue;
@@ -427,14 +462,17 @@ impl Service<'_> {
         Ok(())
     }
 
-    fn outputs_complete(&self, stem: &str, sha: &str) -> bool {
+    /// The record of `stem` when it names `sha` and both images are in place (the record is
+    /// written last, so this means the outputs are complete).
+    fn complete_record(&self, stem: &str, sha: &str) -> Option<ImageRecord> {
         let out = &self.opts.out;
-        let record: Option<ImageRecord> = std::fs::read(out.join(format!("{stem}.json")))
+        let record: ImageRecord = std::fs::read(out.join(format!("{stem}.json")))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        record.is_some_and(|r| r.sha256 == sha)
+            .and_then(|b| serde_json::from_slice(&b).ok())?;
+        (record.sha256 == sha
             && out.join(format!("{stem}_mask.png")).is_file()
-            && out.join(format!("{stem}_overlay.png")).is_file()
+            && out.join(format!("{stem}_overlay.png")).is_file())
+        .then_some(record)
     }
 
     fn run(&mut self, watcher: &Watcher, stop: &StopFlag) -> Result<(), DeployError> {
@@ -583,8 +621,8 @@ impl Service<'_> {
             &DynamicImage::ImageRgb8(overlay(&img, &seg.mask)),
             &overlay_path,
         )?;
-        write_durable(&mask_path, &mask_png)?;
-        write_durable(&overlay_path, &overlay_png)?;
+        write_output(&mask_path, &mask_png)?;
+        write_output(&overlay_path, &overlay_png)?;
         failpoint::hit("before-json");
         let pixels = seg.mask.data.iter().filter(|&&c| c > 0).count() as u64;
         let now = crate::unix_now();
@@ -623,10 +661,10 @@ impl Service<'_> {
         let json_path = out.join(format!("{stem}.json"));
         let text = serde_json::to_string_pretty(&record)
             .map_err(|e| DeployError::invalid(&json_path, format!("cannot encode: {e}")))?;
-        write_durable(&json_path, format!("{text}\n").as_bytes())?;
+        write_output(&json_path, format!("{text}\n").as_bytes())?;
         failpoint::hit("before-done");
-        self.journal.append(Event::Done, &key, Some(&stem), None)?;
-        self.audit_line(json!({
+        // The audit line first: a crash before `done` is recovered without a second line.
+        let line = json!({
             "time": crate::utc_timestamp(now),
             "image": r.name,
             "sha256": key.1,
@@ -637,7 +675,9 @@ impl Service<'_> {
             "runtime": self.runtime,
             "provider": self.provider,
             "lesion_fraction": record.lesion.fraction,
-        }))?;
+        });
+        self.audit_once(&key, "done", line)?;
+        self.journal.append(Event::Done, &key, Some(&stem), None)?;
         self.tracker.settle(&r.path, r.size, mtime);
         self.summary.done += 1;
         self.summary.latencies.push(latency);
@@ -685,12 +725,10 @@ impl Service<'_> {
             self.opts.model.display(),
             self.model_sha
         );
-        write_durable(&reason_path, text.as_bytes())?;
+        write_output(&reason_path, text.as_bytes())?;
         failpoint::hit("before-failed-move");
         move_durable(&r.path, &self.failed_dir.join(&target))?;
-        self.journal
-            .append(Event::Failed, key, None, Some(reason))?;
-        self.audit_line(json!({
+        let line = json!({
             "time": crate::utc_timestamp(now),
             "image": r.name,
             "sha256": key.1,
@@ -699,7 +737,10 @@ impl Service<'_> {
             "reason": reason,
             "model": self.opts.model.display().to_string(),
             "model_sha256": self.model_sha,
-        }))?;
+        });
+        self.audit_once(key, "failed", line)?;
+        self.journal
+            .append(Event::Failed, key, None, Some(reason))?;
         self.tracker.forget(&r.path);
         self.summary.failed += 1;
         let (done, failed) = self.journal.counts();
@@ -722,12 +763,25 @@ impl Service<'_> {
         Ok(())
     }
 
-    fn audit_line(&mut self, v: serde_json::Value) -> Result<(), DeployError> {
+    /// Appends `v` to the audit log unless it already has a line for this image and outcome
+    /// (a crash between the audit line and the journal).
+    fn audit_once(
+        &mut self,
+        key: &Key,
+        outcome: &str,
+        v: serde_json::Value,
+    ) -> Result<(), DeployError> {
+        let id = (key.0.clone(), key.1.clone(), outcome.to_string());
+        if self.audited.contains(&id) {
+            return Ok(());
+        }
         let mut line = v.to_string();
         line.push('\n');
         self.audit
             .write_all(line.as_bytes())
             .and_then(|_| self.audit.sync_data())
-            .map_err(DeployError::io(&self.audit_path))
+            .map_err(DeployError::io(&self.audit_path))?;
+        self.audited.insert(id);
+        Ok(())
     }
 }
