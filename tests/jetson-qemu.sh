@@ -6,7 +6,10 @@
 #     the custom-operator form) with a real image: tract for both forms, and ONNX Runtime with
 #     the libonnxruntime.so of PyPI's aarch64 onnxruntime wheel; logits within TOL of the
 #     x86 tract output, and `infer` masks byte-identical to the x86 ones;
-#  3. the aarch64 libvmunet_ort_ops.so exports RegisterCustomOps.
+#  3. the aarch64 libvmunet_ort_ops.so exports RegisterCustomOps;
+#  4. a Jetson Orin Nano bundle (x86 `vmunet bundle` with the aarch64 binary, library and ONNX
+#     Runtime) verifies with the bundle's own aarch64 binary (ONNX Runtime found in the bundle's
+#     lib/, no ORT_DYLIB_PATH), and its service segments a real image into the mask x86 writes.
 # ONNX Runtime's CPU detection reads /proc/cpuinfo and crashes under qemu on the host's x86 file:
 # its runs get tests/qemu/cpuinfo-aarch64 bind-mounted there, in a private mount namespace
 # (`unshare -m`, root or user namespaces needed).
@@ -44,6 +47,14 @@ arm() {
     mount --bind "$0" /proc/cpuinfo
     exec qemu-aarch64 -L "$1" "${@:2}"' \
     "$root/tests/qemu/cpuinfo-aarch64" "$QEMU_SYSROOT" "$JETSON_BIN" "$@"
+}
+
+# Another aarch64 executable (a bundle's own copy) under qemu, likewise.
+arm_exe() {
+  unshare -m --propagation private bash -c '
+    mount --bind "$0" /proc/cpuinfo
+    exec qemu-aarch64 -L "$1" "${@:2}"' \
+    "$root/tests/qemu/cpuinfo-aarch64" "$QEMU_SYSROOT" "$@"
 }
 
 # max |a - b| of two .npy files, and whether it is within TOL.
@@ -116,6 +127,33 @@ if aarch64-linux-gnu-nm -D --defined-only "$JETSON_OPS" | grep -q ' T RegisterCu
   echo "ok   $(basename "$JETSON_OPS"): $(file -b "$JETSON_OPS" | cut -d, -f1-2), exports RegisterCustomOps"
 else
   echo "FAIL $(basename "$JETSON_OPS"): no RegisterCustomOps"; fail=1
+fi
+
+echo "== Jetson Orin Nano bundle, checked and served by its own aarch64 binary"
+bundle_model=onnx/golden/tiny-custom.onnx
+[ -f "$work/ref-custom.onnx" ] && bundle_model=$work/ref-custom.onnx
+if ! "$X86_BIN" bundle --profile devices/jetson-orin-nano.toml --model "$bundle_model" \
+    --model onnx/golden/tiny-chunked.onnx --binary "$JETSON_BIN" --ort-ops "$JETSON_OPS" \
+    --ort-lib "$ORT_AARCH64" -o "$work/bundle" >"$work/bundle.log" 2>&1; then
+  echo "FAIL bundle: $(tail -n 3 "$work/bundle.log")"; fail=1
+elif ! (unset ORT_DYLIB_PATH; arm_exe "$work/bundle/bin/vmunet" verify-bundle "$work/bundle") >"$work/verify.log" 2>&1; then
+  echo "FAIL verify-bundle under qemu: $(tail -n 5 "$work/verify.log")"; fail=1
+else
+  echo "ok   verify-bundle (aarch64): $(tail -n 1 "$work/verify.log")"
+  grep -q "ONNX Runtime 1.23.2 from .*(../lib of the executable)" "$work/verify.log" \
+    && echo "ok   the bundle's lib/libonnxruntime.so was used" \
+    || { echo "FAIL the bundle's ONNX Runtime was not used: $(head -n 2 "$work/verify.log")"; fail=1; }
+  if [ -n "$img" ]; then
+    mkdir -p "$work/svc-in" && cp "$img" "$work/svc-in/"
+    if (unset ORT_DYLIB_PATH; arm_exe "$work/bundle/bin/vmunet" serve --watch "$work/svc-in" \
+        --out "$work/svc-out" --profile "$work/bundle/profile.toml" \
+        --model "$work/bundle/models/$(basename "$bundle_model")" --once) >"$work/serve.log" 2>&1 \
+      && cmp -s "$work"/svc-out/*_mask.png "$work"/masks-x86-custom/*_mask.png; then
+      echo "ok   serve (aarch64, bundle): mask of $(basename "$img") identical to x86; $(tail -n 1 "$work/serve.log")"
+    else
+      echo "FAIL serve (aarch64, bundle): $(tail -n 3 "$work/serve.log")"; fail=1
+    fi
+  fi
 fi
 
 [ $fail = 0 ] && echo "jetson-qemu: all passed" || echo "jetson-qemu: FAILED"

@@ -99,7 +99,6 @@ impl Watcher {
         while let Ok(e) = self.events.try_recv() {
             take(e);
         }
-        drop(take);
         (complete, any)
     }
 }
