@@ -106,6 +106,20 @@ fn a_bundle_verifies_intact_and_names_every_tampered_file() {
         "{text}"
     );
     assert_eq!(text.matches("one forward pass").count(), 2, "{text}");
+    // The device benchmark from the run script: the latency table next to the service's logs.
+    let o = Command::new(dir.join("run.sh"))
+        .args(["bench", "--runs", "2", "--warmup", "0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", all_output(&o));
+    let logs: Vec<String> = std::fs::read_dir(dir.join("var/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let table = logs.iter().find(|n| n.ends_with(".txt")).expect("bench table");
+    assert!(logs.iter().any(|n| n.ends_with(".json")), "{logs:?}");
+    let text = std::fs::read_to_string(dir.join("var/logs").join(table)).unwrap();
+    assert!(text.contains("| p50 s |") && text.contains("tiny-chunked.onnx"), "{text}");
     // The service's data under var/ is not part of the bundle.
     std::fs::create_dir_all(dir.join("var/out")).unwrap();
     std::fs::write(dir.join("var/out/x_mask.png"), b"data").unwrap();
