@@ -163,3 +163,15 @@ bench: build venv
 
 clean:
 	rm -rf $(DEMO_OUT) bench-paper.json build
+
+# The watch-folder service on the full-resolution ISIC photos (../shared): throughput with the
+# photos present at start, and arrival-to-mask latency with photos copied in one at a time,
+# for the reference model (custom scan) in tract and ONNX Runtime. Writes build/bench-serve-*.md.
+.PHONY: bench-serve
+bench-serve: build venv
+	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; \
+	$(BIN) export --checkpoint $(REF_MODEL) --scan custom --class-names lesion -o $$d/ref-custom.onnx >/dev/null; \
+	for rt in tract ort; do \
+	  $(VENV)/bin/python tests/bench_serve.py $(BIN) $$d/ref-custom.onnx $(SHARED)/data/isic2017-fullres/images \
+	    --runtime $$rt --table build/bench-serve-$$rt.md; echo; \
+	done

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Benchmark of `vmunet serve` (make bench-serve): throughput and arrival-to-mask latency.
+
+1. Batch: the photos are in the watched folder when the service starts (`--once`); images/s
+   from the first image's arrival to the last mask (the records' times).
+2. Live: the service watches an empty folder; each photo is copied in (one at a time, as a
+   technician would), and the time from the end of the copy to the record on disk is measured
+   from outside, next to the stage times the service records.
+
+usage: bench_serve.py BIN MODEL PHOTOS_DIR [--runtime tract|ort] [--table FILE]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def records(out):
+    recs = []
+    for n in sorted(os.listdir(out)):
+        if n.endswith(".json") and n not in ("status.json",):
+            with open(os.path.join(out, n)) as f:
+                recs.append(json.load(f))
+    return recs
+
+
+def ts(s):
+    # 2026-12-02T10:11:12.345Z -> seconds (same day suffices for differences)
+    t = s.split("T")[1].rstrip("Z")
+    h, m, sec = t.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bin")
+    ap.add_argument("model")
+    ap.add_argument("photos")
+    ap.add_argument("--runtime", default="tract")
+    ap.add_argument("--table")
+    a = ap.parse_args()
+    photos = sorted(os.path.join(a.photos, p) for p in os.listdir(a.photos))
+    work = tempfile.mkdtemp(prefix="bench-serve.")
+    base = [a.bin, "serve", "--model", a.model, "--runtime", a.runtime]
+    rows = []
+    try:
+        # 1. Batch.
+        inp, out = os.path.join(work, "b-in"), os.path.join(work, "b-out")
+        os.makedirs(inp)
+        for p in photos:
+            shutil.copy(p, inp)
+        t = time.time()
+        subprocess.run(base + ["--watch", inp, "--out", out, "--once", "--settle-ms", "0"],
+                       check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        wall = time.time() - t
+        recs = records(out)
+        assert len(recs) == len(photos), f"{len(recs)} records for {len(photos)} photos"
+        first = min(ts(r["arrived"]) for r in recs)
+        last = max(ts(r["finished"]) for r in recs)
+        rows.append(("batch", len(recs), len(recs) / (last - first), wall, recs, None))
+
+        # 2. Live.
+        inp, out = os.path.join(work, "l-in"), os.path.join(work, "l-out")
+        os.makedirs(inp)
+        proc = subprocess.Popen(base + ["--watch", inp, "--out", out],
+                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while True:
+            try:
+                with open(os.path.join(out, "status.json")) as f:
+                    if json.load(f).get("ready"):
+                        break
+            except (OSError, ValueError):
+                pass
+            assert time.time() < deadline, "service not ready"
+            time.sleep(0.02)
+        outside = []
+        for p in photos:
+            stem = os.path.splitext(os.path.basename(p))[0]
+            shutil.copyfile(p, os.path.join(inp, os.path.basename(p)))
+            t0 = time.time()
+            rec = os.path.join(out, stem + ".json")
+            while not os.path.exists(rec):
+                assert time.time() - t0 < 120, f"no record for {p}"
+                time.sleep(0.002)
+            outside.append(time.time() - t0)
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        recs = records(out)
+        rows.append(("live", len(recs), None, None, recs, outside))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def med(xs):
+        return statistics.median(xs) * 1e3
+
+    lines = [
+        f"vmunet serve, {os.path.basename(a.model)}, {a.runtime}, {len(photos)} photos "
+        f"({min(r['width'] for r in rows[0][4])}x{min(r['height'] for r in rows[0][4])} to "
+        f"{max(r['width'] for r in rows[0][4])}x{max(r['height'] for r in rows[0][4])}), "
+        f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}",
+        "",
+        "| mode | images | images/s | arrival to mask p50 ms | max ms | copy end to record p50 ms | read ms | decode ms | preprocess ms | model ms | postprocess ms | write ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, n, ips, wall, recs, outside in rows:
+        tm = [r["timings"] for r in recs]
+        lat = [t["latency"] for t in tm]
+        lines.append(
+            f"| {mode} | {n} | {f'{ips:.2f}' if ips else '-'} | {med(lat):.0f} | {max(lat) * 1e3:.0f} | "
+            f"{f'{med(outside):.0f}' if outside else '-'} | "
+            + " | ".join(f"{med([t[k] for t in tm]):.0f}"
+                         for k in ("read", "decode", "preprocess", "inference", "postprocess", "write"))
+            + " |"
+        )
+    lines.append("")
+    lines.append("batch: photos present at start (latency includes the queue); live: copied in one "
+                 "at a time, 0.3 s apart; stage columns are medians of the service's records.")
+    text = "\n".join(lines)
+    print(text)
+    if a.table:
+        with open(a.table, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
