@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The aarch64 (Jetson-class) build under qemu-user, against the x86-64 build on the same inputs:
 #  1. the vmunet-scan test binaries (NEON property tests) run under qemu (`cargo test --target`);
-#  2. the aarch64 `vmunet` runs `forward` on the golden models and on the reference model
-#     (models/isic2017-16-128.bpk, exported here by the x86 binary in the standard `scan` form and
-#     the custom-operator form) with a real image: tract for both forms, and ONNX Runtime with
-#     the libonnxruntime.so of PyPI's aarch64 onnxruntime wheel; logits within TOL of the
-#     x86 tract output, and `infer` masks byte-identical to the x86 ones;
+#  2. the aarch64 `vmunet` runs `forward` on the golden models (all three scan forms) and on the
+#     reference model (models/isic2017-16-128.bpk, exported here by the x86 binary in the
+#     custom-operator form, the one a CPU deployment runs; REF_FORMS="scan custom" adds the
+#     standard form, slow under qemu) with a real image, in tract and in ONNX Runtime with the
+#     libonnxruntime.so of PyPI's aarch64 onnxruntime wheel; logits within TOL of the x86 tract
+#     output, and `infer` masks byte-identical to the x86 ones;
 #  3. the aarch64 libvmunet_ort_ops.so exports RegisterCustomOps;
 #  4. a Jetson Orin Nano bundle (x86 `vmunet bundle` with the aarch64 binary, library and ONNX
 #     Runtime) verifies with the bundle's own aarch64 binary (ONNX Runtime found in the bundle's
@@ -30,6 +31,7 @@ cd "$root"
 QEMU_SYSROOT=${QEMU_SYSROOT:-/usr/aarch64-linux-gnu}
 PYTHON=${PYTHON:-build/venv/bin/python}
 TOL=${TOL:-1e-4}
+REF_FORMS=${REF_FORMS:-custom}
 SHARED=${VMUNET_SHARED:-$root/../shared}
 for f in "$JETSON_BIN" "$JETSON_OPS" "$X86_BIN" "$ORT_AARCH64"; do
   [ -e "$f" ] || { echo "jetson-qemu: $f is missing" >&2; exit 2; }
@@ -104,7 +106,7 @@ img=$(ls "$SHARED"/data/isic2017/val/images/* 2>/dev/null | head -n 1 || true)
 if [ -z "$img" ]; then
   echo "SKIP (real image): $SHARED/data/isic2017 is absent"
 else
-  for form in scan custom; do
+  for form in $REF_FORMS; do
     "$X86_BIN" export --checkpoint models/isic2017-16-128.bpk --class-names lesion --scan $form \
       -o "$work/ref-$form.onnx" >/dev/null 2>&1
     for rt in tract ort; do
