@@ -456,9 +456,11 @@ fn kill_9_at_arbitrary_moments_then_restart_completes_every_image_once() {
         killed_mid_stream > 0,
         "none of {killed} kills landed while images were being processed"
     );
-    let o = serve(&input, &out, &model, 300, &["--once"])
+    // The last run polls the folder (no file-system events), as on a network file system.
+    let o = serve(&input, &out, &model, 300, &["--once", "--poll"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("(polling watcher)"), "{}", stdout(&o));
     check_exactly_once(&good, &bad, &out);
 }
