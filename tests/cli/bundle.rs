@@ -18,6 +18,25 @@ fn ort_ops() -> PathBuf {
     p
 }
 
+/// `verify-bundle --files-only` fails and names the problem.
+fn assert_verify_fails(dir: &Path, problem: &str) {
+    let o = verify(dir, &["--files-only"]);
+    assert!(
+        !o.status.success(),
+        "verify-bundle passed; expected `{problem}`"
+    );
+    assert!(stderr(&o).contains(problem), "{}", stderr(&o));
+}
+
+/// `onnx/check_triton.py REPO`.
+fn check_triton(py: &Path, repo: &Path) -> std::process::Output {
+    Command::new(py)
+        .arg(vmunet_testdata::repo_root().join("onnx/check_triton.py"))
+        .arg(repo)
+        .output()
+        .unwrap()
+}
+
 fn verify(dir: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["verify-bundle", s(dir)];
     args.extend_from_slice(extra);
@@ -116,10 +135,16 @@ fn a_bundle_verifies_intact_and_names_every_tampered_file() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    let table = logs.iter().find(|n| n.ends_with(".txt")).expect("bench table");
+    let table = logs
+        .iter()
+        .find(|n| n.ends_with(".txt"))
+        .expect("bench table");
     assert!(logs.iter().any(|n| n.ends_with(".json")), "{logs:?}");
     let text = std::fs::read_to_string(dir.join("var/logs").join(table)).unwrap();
-    assert!(text.contains("| p50 s |") && text.contains("tiny-chunked.onnx"), "{text}");
+    assert!(
+        text.contains("| p50 s |") && text.contains("tiny-chunked.onnx"),
+        "{text}"
+    );
     // The service's data under var/ is not part of the bundle.
     std::fs::create_dir_all(dir.join("var/out")).unwrap();
     std::fs::write(dir.join("var/out/x_mask.png"), b"data").unwrap();
@@ -132,35 +157,17 @@ fn a_bundle_verifies_intact_and_names_every_tampered_file() {
     let i = changed.len() / 2;
     changed[i] ^= 0x01;
     std::fs::write(&model, &changed).unwrap();
-    let o = verify(&dir, &["--files-only"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("models/tiny-chunked.onnx: changed"),
-        "{}",
-        stderr(&o)
-    );
+    assert_verify_fails(&dir, "models/tiny-chunked.onnx: changed");
     std::fs::write(&model, &original).unwrap();
     // A missing file.
     let lib = dir.join("lib/libvmunet_ort_ops.so");
     let lib_bytes = std::fs::read(&lib).unwrap();
     std::fs::remove_file(&lib).unwrap();
-    let o = verify(&dir, &["--files-only"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("lib/libvmunet_ort_ops.so: missing"),
-        "{}",
-        stderr(&o)
-    );
+    assert_verify_fails(&dir, "lib/libvmunet_ort_ops.so: missing");
     std::fs::write(&lib, &lib_bytes).unwrap();
     // An extra file.
     std::fs::write(dir.join("models/other.onnx"), b"not from the bundler").unwrap();
-    let o = verify(&dir, &["--files-only"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("models/other.onnx: extra file"),
-        "{}",
-        stderr(&o)
-    );
+    assert_verify_fails(&dir, "models/other.onnx: extra file");
     std::fs::remove_file(dir.join("models/other.onnx")).unwrap();
     assert!(verify(&dir, &["--no-run"]).status.success());
 
@@ -276,11 +283,7 @@ fn triton_repository_parses_with_tritons_schema_and_opens_in_stock_onnxruntime()
         cfg.contains("op_library_filename: [ \"/models/tiny-custom/libvmunet_ort_ops.so\" ]"),
         "{cfg}"
     );
-    let out = Command::new(&py)
-        .arg(root.join("onnx/check_triton.py"))
-        .arg(&repo)
-        .output()
-        .unwrap();
+    let out = check_triton(&py, &repo);
     let text = all_output(&out);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -293,11 +296,7 @@ fn triton_repository_parses_with_tritons_schema_and_opens_in_stock_onnxruntime()
     let bad = repo.join("vmunet_cpu/config.pbtxt");
     let text = std::fs::read_to_string(&bad).unwrap();
     std::fs::write(&bad, format!("{text}dynamic_batchin {{ }}\n")).unwrap();
-    let out = Command::new(&py)
-        .arg(root.join("onnx/check_triton.py"))
-        .arg(&repo)
-        .output()
-        .unwrap();
+    let out = check_triton(&py, &repo);
     assert!(!out.status.success());
     assert!(
         all_output(&out).contains("dynamic_batchin"),

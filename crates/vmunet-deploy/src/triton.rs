@@ -16,9 +16,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use vmunet_onnx_ir::pb::tensor_proto::DataType;
-use vmunet_runtime::{
-    uses_custom_scan, ArenaExtend, ConvAlgoSearch, DeviceProfile, ModelDim, ModelFile, Provider,
-};
+use vmunet_runtime::{uses_custom_scan, DeviceProfile, ModelDim, ModelFile, Provider};
 
 use crate::bundle::ORT_OPS_LIB;
 use crate::fsutil::{copy_durable, sync_dir, write_durable};
@@ -276,19 +274,10 @@ pub fn config_text(
             params.push(("gpu_mem_limit", b.to_string()));
         }
         if let Some(a) = o.arena_extend {
-            let v = match a {
-                ArenaExtend::NextPowerOfTwo => "0",
-                ArenaExtend::SameAsRequested => "1",
-            };
-            params.push(("arena_extend_strategy", v.into()));
+            params.push(("arena_extend_strategy", a.ort_index().to_string()));
         }
         if let Some(s) = o.conv_algo_search {
-            let v = match s {
-                ConvAlgoSearch::Exhaustive => "0",
-                ConvAlgoSearch::Heuristic => "1",
-                ConvAlgoSearch::Default => "2",
-            };
-            params.push(("cudnn_conv_algo_search", v.into()));
+            params.push(("cudnn_conv_algo_search", s.ort_index().to_string()));
         }
     }
     for (k, v) in params {

@@ -10,9 +10,24 @@ use std::path::PathBuf;
 #[serde(rename_all = "snake_case")]
 pub enum ArenaExtend {
     /// Double the arena (ONNX Runtime's default): fewer allocations, more memory held.
-    NextPowerOfTwo,
+    NextPowerOfTwo = 0,
     /// Grow by exactly what is requested: the least memory held (shared-memory Jetsons).
-    SameAsRequested,
+    SameAsRequested = 1,
+}
+
+impl ArenaExtend {
+    /// ONNX Runtime's name for the strategy (the `arena_extend_strategy` provider option).
+    pub fn ort_name(self) -> &'static str {
+        match self {
+            Self::NextPowerOfTwo => "kNextPowerOfTwo",
+            Self::SameAsRequested => "kSameAsRequested",
+        }
+    }
+
+    /// ONNX Runtime's number for it (`0`, `1`), as Triton's ONNX Runtime back-end takes it.
+    pub fn ort_index(self) -> u8 {
+        self as u8
+    }
 }
 
 /// How cuDNN picks convolution algorithms.
@@ -20,11 +35,27 @@ pub enum ArenaExtend {
 #[serde(rename_all = "snake_case")]
 pub enum ConvAlgoSearch {
     /// Benchmark every algorithm once (ONNX Runtime's default; slow first run).
-    Exhaustive,
+    Exhaustive = 0,
     /// cuDNN's heuristics.
-    Heuristic,
+    Heuristic = 1,
     /// The default algorithm.
-    Default,
+    Default = 2,
+}
+
+impl ConvAlgoSearch {
+    /// ONNX Runtime's name for the search (the `cudnn_conv_algo_search` provider option).
+    pub fn ort_name(self) -> &'static str {
+        match self {
+            Self::Exhaustive => "EXHAUSTIVE",
+            Self::Heuristic => "HEURISTIC",
+            Self::Default => "DEFAULT",
+        }
+    }
+
+    /// ONNX Runtime's number for it (`0`, `1`, `2`), as Triton's ONNX Runtime back-end takes it.
+    pub fn ort_index(self) -> u8 {
+        self as u8
+    }
 }
 
 /// CUDA execution provider options.
@@ -100,19 +131,10 @@ impl Provider {
                     o.push(("gpu_mem_limit", b.to_string()));
                 }
                 if let Some(a) = c.arena_extend {
-                    let v = match a {
-                        ArenaExtend::NextPowerOfTwo => "kNextPowerOfTwo",
-                        ArenaExtend::SameAsRequested => "kSameAsRequested",
-                    };
-                    o.push(("arena_extend_strategy", v.into()));
+                    o.push(("arena_extend_strategy", a.ort_name().into()));
                 }
                 if let Some(s) = c.conv_algo_search {
-                    let v = match s {
-                        ConvAlgoSearch::Exhaustive => "EXHAUSTIVE",
-                        ConvAlgoSearch::Heuristic => "HEURISTIC",
-                        ConvAlgoSearch::Default => "DEFAULT",
-                    };
-                    o.push(("cudnn_conv_algo_search", v.into()));
+                    o.push(("cudnn_conv_algo_search", s.ort_name().into()));
                 }
             }
             Provider::TensorRt(t) => {

@@ -191,6 +191,31 @@ struct Service<'a> {
     audited: std::collections::HashSet<(String, String, String)>,
 }
 
+/// The audit line of an image done (`recovered`: found complete at start after a crash).
+fn done_audit_line(
+    key: &Key,
+    stem: &str,
+    record: &ImageRecord,
+    recovered: bool,
+) -> serde_json::Value {
+    let mut v = json!({
+        "time": crate::utc_timestamp(crate::unix_now()),
+        "image": key.0,
+        "sha256": key.1,
+        "outcome": "done",
+        "outputs": [record.mask, record.overlay, format!("{stem}.json")],
+        "model": record.model,
+        "model_sha256": record.model_sha256,
+        "runtime": record.runtime,
+        "provider": record.provider,
+        "lesion_fraction": record.lesion.fraction,
+    });
+    if recovered {
+        v["recovered"] = true.into();
+    }
+    v
+}
+
 fn png_bytes(img: &DynamicImage, path: &Path) -> Result<Vec<u8>, DeployError> {
     let mut buf = std::io::Cursor::new(Vec::new());
     img.write_to(&mut buf, image::ImageFormat::Png)
@@ -405,20 +430,7 @@ impl Service<'_> {
         for (key, stem) in self.journal.in_progress() {
             let stem = stem.unwrap_or_else(|| output_stem(Path::new(&key.0)));
             if let Some(record) = self.complete_record(&stem, &key.1) {
-                let line = json!({
-                    "time": crate::utc_timestamp(crate::unix_now()),
-                    "image": key.0,
-                    "sha256": key.1,
-                    "outcome": "done",
-                    "recovered": true,
-                    "outputs": [record.mask, record.overlay, format!("{stem}.json")],
-                    "model": record.model,
-                    "model_sha256": record.model_sha256,
-                    "runtime": record.runtime,
-                    "provider": record.provider,
-                    "lesion_fraction": record.lesion.fraction,
-                });
-                self.audit_once(&key, "done", line)?;
+                self.audit_once(&key, "done", done_audit_line(&key, &stem, &record, true))?;
                 self.journal
                     .append(Event::Done, &key, Some(&stem), Some("recovered"))?;
                 self.summary.recovered += 1;
@@ -664,19 +676,7 @@ impl Service<'_> {
         write_output(&json_path, format!("{text}\n").as_bytes())?;
         failpoint::hit("before-done");
         // The audit line first: a crash before `done` is recovered without a second line.
-        let line = json!({
-            "time": crate::utc_timestamp(now),
-            "image": r.name,
-            "sha256": key.1,
-            "outcome": "done",
-            "outputs": [record.mask, record.overlay, format!("{stem}.json")],
-            "model": record.model,
-            "model_sha256": self.model_sha,
-            "runtime": self.runtime,
-            "provider": self.provider,
-            "lesion_fraction": record.lesion.fraction,
-        });
-        self.audit_once(&key, "done", line)?;
+        self.audit_once(&key, "done", done_audit_line(&key, &stem, &record, false))?;
         self.journal.append(Event::Done, &key, Some(&stem), None)?;
         self.tracker.settle(&r.path, r.size, mtime);
         self.summary.done += 1;
