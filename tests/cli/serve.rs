@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -42,26 +41,21 @@ fn images(n: usize, dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The shipped reference model, exported once (custom scan) for this test binary.
-fn reference_model() -> &'static Path {
-    static MODEL: OnceLock<PathBuf> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("vmunet-serve-model-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("isic-ref-custom.onnx");
-        let ck = vmunet_testdata::repo_root().join("models/isic2017-16-128.bpk");
-        let o = run(&[
-            "export",
-            "--checkpoint",
-            s(&ck),
-            "--scan",
-            "custom",
-            "-o",
-            s(&out),
-        ]);
-        assert!(o.status.success(), "{}", all_output(&o));
-        out
-    })
+/// The shipped reference model exported (custom scan) into `dir`.
+fn reference_model(dir: &Path) -> PathBuf {
+    let out = dir.join("isic-ref-custom.onnx");
+    let ck = vmunet_testdata::repo_root().join("models/isic2017-16-128.bpk");
+    let o = run(&[
+        "export",
+        "--checkpoint",
+        s(&ck),
+        "--scan",
+        "custom",
+        "-o",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    out
 }
 
 /// `vmunet serve` on `input` into `out`; files without a close event must hold still for
@@ -230,7 +224,8 @@ fn service_segments_real_images_as_infer_does_and_never_reads_half_copied_files(
     let (input, out) = (tmp.path().join("in"), tmp.path().join("out"));
     std::fs::create_dir_all(&input).unwrap();
     let files = images(5, &tmp.path().join("src"));
-    let model = reference_model();
+    let model_file = reference_model(tmp.path());
+    let model = model_file.as_path();
     let port = 20_000 + std::process::id() % 20_000;
     // Complete files are ready at their close event; a writer that holds a file open must
     // stall for 5 s before it is read.
