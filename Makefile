@@ -51,12 +51,13 @@ $(VENV)/.triton-ok: | $(VENV)/.ok
 
 venv: $(VENV)/.ok $(VENV)/.triton-ok
 
-# Unit tests beside the code, fixture parity, CLI end-to-end tests (tests/), then the CubeCL
+# Unit tests beside the code, fixture parity, CLI end-to-end tests (tests/: they drive the binary
+# and libvmunet_ort_ops.so, built first), then the CubeCL
 # scan kernel against the host scan on burn-wgpu over lavapipe, and the CUDA build (no GPU here:
 # it must compile so GPU code cannot rot unseen).
 test: toolchain venv hdf5 lavapipe
 	$(CARGO) fmt --all -- --check
-	$(CARGO) build -p vmunet-cli
+	$(CARGO) build -p vmunet-cli -p vmunet-ort-ops
 	VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace
 	$(MAKE) --no-print-directory test-deploy
 	$(MAKE) --no-print-directory test-jetson
