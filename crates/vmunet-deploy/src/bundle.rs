@@ -177,6 +177,14 @@ pub fn create_bundle(spec: &BundleSpec) -> Result<BundleReport, DeployError> {
     let profile = DeviceProfile::load(&spec.profile)?;
     let arch = Arch::of_file(&spec.binary)?;
     let mut warnings = Vec::new();
+    if profile.name.to_ascii_lowercase().contains("jetson") && arch != Arch::Aarch64 {
+        warnings.push(format!(
+            "{}: the binary is {arch}, but profile `{}` is a Jetson (aarch64): build it with \
+             `make jetson` and pass --binary",
+            spec.binary.display(),
+            profile.name
+        ));
+    }
     let mut models = Vec::new();
     let mut names = std::collections::HashSet::new();
     for m in &spec.models {
