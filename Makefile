@@ -158,9 +158,23 @@ demo: build venv
 	$(BIN) compress report --checkpoint $(REF_MODEL) --pruned $(PRUNED_MODEL) --data $$data --out $(DEMO_OUT)/compress-report; \
 	echo "run folder $$run: last.bpk, best.bpk, metrics.csv, curves.png; masks and reports in $(DEMO_OUT)/ (the reference model's in masks-reference/, *-reference.json; compression in compress-report/)"
 
-# Every scan formulation in every runtime, beside burn and the official PyTorch figure.
+# Every scan formulation in every runtime, beside burn, and the scan kernel against its bound.
 bench: build venv
-	$(BIN) bench --preset paper --all --runs 3 --json bench-paper.json
+	$(BIN) bench --preset paper --all --kernel --runs 3 --json bench-paper.json
+
+# The official PyTorch VM-UNet timed beside vmunet in one run, on this machine: needs
+# OFFICIAL=<checkout of github.com/JCruan519/VM-UNet> and PEER_PYTHON=<a Python with torch, timm
+# and einops> (neither ships with vmunet). Ratios come from this run only.
+# Writes build/bench-peer-pytorch.json, build/bench-peer.json and build/bench-peer.md.
+PEER_THREADS ?= $(shell nproc)
+.PHONY: bench-peer
+bench-peer: build venv
+	@if [ -z "$(OFFICIAL)" ] || [ -z "$(PEER_PYTHON)" ]; then \
+	  echo "bench-peer: set OFFICIAL=<checkout of the official VM-UNet> and PEER_PYTHON=<python with torch, timm, einops>" >&2; exit 2; fi
+	@mkdir -p build
+	$(PEER_PYTHON) tests/bench_peer.py --official "$(OFFICIAL)" --threads $(PEER_THREADS) --out build/bench-peer-pytorch.json
+	$(BIN) bench --preset paper --form custom --form scan --kernel --runs 5 --threads $(PEER_THREADS) \
+	  --peer build/bench-peer-pytorch.json --json build/bench-peer.json | tee build/bench-peer.md
 
 clean:
 	rm -rf $(DEMO_OUT) bench-paper.json build

@@ -1,5 +1,6 @@
 //! End-to-end: the `vmunet` binary driven as a user drives it, one module per command.
 
+mod bench;
 mod bundle;
 mod common;
 mod compress;

@@ -13,6 +13,7 @@ mod burn_rt;
 mod custom;
 mod guard;
 mod model_file;
+mod op_time;
 #[cfg(feature = "ort")]
 pub mod ort_lib;
 #[cfg(feature = "ort")]
@@ -32,6 +33,9 @@ pub use custom::uses_custom_scan;
 pub use guard::panic_message;
 pub use model_file::{ModelDim, ModelFile, ModelInput};
 #[cfg(feature = "ort")]
+pub use op_time::ort_op_profile;
+pub use op_time::{OpProfile, OpTime};
+#[cfg(feature = "ort")]
 pub use ort_lib::{OrtLibError, OrtLibrary, MIN_ORT_VERSION};
 #[cfg(feature = "ort")]
 pub use ort_rt::{OrtOptions, OrtRuntime};
@@ -50,7 +54,8 @@ pub use session::{default_input_size, Session, SessionOptions};
 pub use tract_rt::{count_macs, native_half, TractRuntime};
 use vmunet_data::Array;
 
-/// The instruction set of the scan kernels on this CPU (`avx2+fma`, `neon` or `portable`).
+/// The instruction set of the scan kernels on this CPU (`avx2+fma`, `avx2+fma+avx512vl`, `neon`
+/// or `portable`).
 pub fn scan_kernels() -> &'static str {
     vmunet_scan::simd_isa()
 }

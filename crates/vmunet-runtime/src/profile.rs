@@ -294,6 +294,7 @@ impl DeviceProfile {
             providers: self.providers(),
             threads: self.threads,
             library: None,
+            profile: None,
         }
     }
 }

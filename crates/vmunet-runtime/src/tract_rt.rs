@@ -79,6 +79,16 @@ impl TractRuntime {
         )
     }
 
+    /// The optimised plan for `shape` (built on first use).
+    pub(crate) fn plan_for(&mut self, shape: &[usize]) -> Result<Plan, RuntimeError> {
+        self.plan(shape)
+    }
+
+    /// Runs `f` with this runtime's executor (tract's thread pool for matrix products).
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        multithread_tract_scope(self.executor.clone(), f)
+    }
+
     fn plan(&mut self, shape: &[usize]) -> Result<Plan, RuntimeError> {
         if let Some(p) = self.plans.get(shape) {
             return Ok(p.clone());

@@ -23,12 +23,13 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    // (d_inner, side, dt_rank) of the paper model's stages: dims 96..768 doubled, 64x64 to 8x8.
+    // (d_inner, side, dt_rank) of the paper model's stages: dims 96..768 doubled, 64x64 to 8x8,
+    // dt_rank ceil(dim / 16).
     for (c, side, r) in [
-        (128usize, 64usize, 4usize),
-        (256, 32, 8),
-        (512, 16, 16),
-        (1024, 8, 32),
+        (192usize, 64usize, 6usize),
+        (384, 32, 12),
+        (768, 16, 24),
+        (1536, 8, 48),
     ] {
         let dims = CrossScanDims {
             batch: 1,

@@ -4,13 +4,15 @@
 use rayon::prelude::*;
 
 use crate::dims::{ScanError, ScanInputs};
-use crate::math::simd::{simd_entry, to_array, F32x8};
+use crate::math::simd::{simd_entry, F32x8};
 use crate::math::{fast_exp, has_simd, LANES};
 use crate::scan::SelectiveScan;
+use crate::tile::{max_abs_a2, scaled_a, Tile, GROUP, TILE};
 
 type V = [f32; LANES];
 
 /// Vectorised, multi-threaded float32 scan; matches [`crate::ReferenceScan`] to ~1e-6 relative.
+/// The SIMD kernel is [`crate::tile`]'s, as in [`crate::cross_scan`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuScan;
 
@@ -70,7 +72,8 @@ fn forward_impl(inp: &ScanInputs<'_>, simd: bool) -> Result<Vec<f32>, ScanError>
         // B and C as (batch, group, L, N): one contiguous row of N states per step.
         let bt = to_step_major(inp.b, d.batch * d.groups, d.d_state, d.len);
         let ct = to_step_major(inp.c, d.batch * d.groups, d.d_state, d.len);
-        let simd = simd && has_simd();
+        // The SIMD kernel's exp2 is exact for decays <= 0, i.e. A <= 0 (always, for a model).
+        let simd = simd && has_simd() && inp.a.iter().all(|&a| a <= 0.0);
         work.into_par_iter().for_each(|(blk, out)| {
             if simd {
                 // SAFETY: the CPU has the SIMD instruction set (checked at run time above).
@@ -158,8 +161,10 @@ simd_entry! {
     ) => scan_block_simd
 }
 
-/// [`scan_block`] on eight-lane SIMD vectors: eight channels in one vector, the N states in
-/// registers/L1, fused multiply-adds throughout.
+/// [`scan_block`] on eight-lane SIMD vectors: eight channels in one vector, tile by tile
+/// ([`crate::tile`]): the gather pass transposes the eight channels' rows of `u` and delta
+/// for the tile into position-major buffers and copies B / C rows, the shared passes compute,
+/// and the outputs are transposed back. Needs `A <= 0` (the caller checks).
 #[inline(always)]
 unsafe fn scan_block_simd<S: F32x8>(
     inp: &ScanInputs<'_>,
@@ -172,49 +177,53 @@ unsafe fn scan_block_simd<S: F32x8>(
     let (len, n_st, c) = (d.len, d.d_state, d.channels);
     let bc_off = (blk.batch * d.groups + blk.group) * n_st * len;
     let x_off = (blk.batch * c + blk.ch0) * len;
-    let mut a_lanes = vec![[0f32; LANES]; n_st];
-    let mut dskip = [0f32; LANES];
-    let mut bias = [0f32; LANES];
-    for j in 0..blk.lanes {
-        let ch = blk.ch0 + j;
-        for (n, an) in a_lanes.iter_mut().enumerate() {
-            an[j] = inp.a[ch * n_st + n];
-        }
-        dskip[j] = inp.d[ch];
-        bias[j] = inp.delta_bias[ch];
-    }
-    let a: Vec<S> = a_lanes.iter().map(|v| S::load(v)).collect();
-    let dskip = S::load(&dskip);
-    let bias = S::load(&bias);
-    let mut h = vec![S::zero(); n_st];
-    let mut dt_l = [0f32; LANES];
-    let mut u_l = [0f32; LANES];
-    for l in 0..len {
-        for j in 0..blk.lanes {
-            let i = x_off + j * len + l;
-            u_l[j] = inp.u[i];
-            dt_l[j] = inp.delta[i];
-        }
-        let raw = S::load(&dt_l).add(bias);
-        let dt = if inp.delta_softplus {
-            raw.softplus()
+    let a2 = scaled_a::<S>(n_st, |j, n| {
+        if j < blk.lanes {
+            inp.a[(blk.ch0 + j) * n_st + n]
         } else {
-            raw
-        };
-        let u = S::load(&u_l);
-        let du = dt.mul(u);
-        let mut y = dskip.mul(u);
-        let brow = &bt[bc_off + l * n_st..bc_off + (l + 1) * n_st];
-        let crow = &ct[bc_off + l * n_st..bc_off + (l + 1) * n_st];
-        for n in 0..n_st {
-            let decay = dt.mul(a[n]).exp();
-            let hn = decay.mul_add(h[n], du.mul(S::splat(brow[n])));
-            h[n] = hn;
-            y = hn.mul_add(S::splat(crow[n]), y);
+            0.0
         }
-        let y_l = to_array(y);
+    });
+    let a2_max = max_abs_a2(n_st, |j, n| {
+        if j < blk.lanes {
+            inp.a[(blk.ch0 + j) * n_st + n]
+        } else {
+            0.0
+        }
+    });
+    let mut h = vec![[S::zero(); GROUP]; a2.len()];
+    let (mut dskip, mut bias) = ([0f32; LANES], [0f32; LANES]);
+    for j in 0..blk.lanes {
+        dskip[j] = inp.d[blk.ch0 + j];
+        bias[j] = inp.delta_bias[blk.ch0 + j];
+    }
+    let (dskip, bias) = (S::load(&dskip), S::load(&bias));
+    let mut tile = Tile::new(n_st, LANES);
+    for t0 in (0..len).step_by(TILE) {
+        let n = TILE.min(len - t0);
         for j in 0..blk.lanes {
-            out[j * len + l] = y_l[j];
+            let row = x_off + j * len + t0;
+            for (i, (&u, &dl)) in inp.u[row..row + n]
+                .iter()
+                .zip(&inp.delta[row..row + n])
+                .enumerate()
+            {
+                tile.src_u[i * LANES + j] = u;
+                tile.src_d[i * LANES + j] = dl;
+            }
+        }
+        for i in 0..n {
+            let at = bc_off + (t0 + i) * n_st;
+            tile.set_bc::<S>(i, &bt[at..at + n_st], &ct[at..at + n_st]);
+        }
+        let top = tile.prepare(n, 0, bias, dskip, inp.delta_softplus);
+        let bounded = Tile::exponents_bounded(&top, &a2_max);
+        tile.recur(n, &mut h, &a2, bounded);
+        for j in 0..blk.lanes {
+            let row = &mut out[j * len + t0..j * len + t0 + n];
+            for (i, o) in row.iter_mut().enumerate() {
+                *o = tile.y[i * LANES + j];
+            }
         }
     }
 }

@@ -11,10 +11,11 @@ use rayon::prelude::*;
 
 use crate::dims::{CrossScanDims, ScanDims, ScanError, ScanInputs};
 use crate::math::simd::{simd_entry, F32x8};
-use crate::math::{fast_exp, has_simd, softplus, LANES};
+use crate::math::{fast_exp2, has_simd, prefetch_l2, softplus, LANES};
 use crate::order::{position, DIRECTIONS};
 use crate::reference::ReferenceScan;
 use crate::scan::SelectiveScan;
+use crate::tile::{copy, max_abs_a2, scaled_a, Tile, GROUP, TILE};
 
 /// Runs [`cross_scan`] on six inputs given as `(shape, data)` (the custom ONNX operator's
 /// contract): `u (N, H, W, D)`, `delta (N, K, L, D)` before bias and softplus,
@@ -293,37 +294,48 @@ pub(crate) fn cross_scan_impl(
     if y.is_empty() {
         return Ok(y);
     }
-    let blocks: Vec<(usize, usize, usize)> = (0..n)
-        .flat_map(|b| {
-            (0..c)
-                .step_by(LANES)
-                .map(move |c0| (b, c0, LANES.min(c - c0)))
-        })
-        .collect();
-    let parts: Vec<Vec<f32>> = blocks
+    // The SIMD kernel's exp2 is exact for decays <= 0, i.e. A <= 0 (A = -exp(A_logs) always is).
+    let simd = simd && inp.a.iter().all(|&a| a <= 0.0);
+    // Work items: runs of whole eight-channel blocks for the SIMD kernel (enough of them for
+    // two per thread, so each reads the B / C rows once for all its blocks), the channels
+    // past the last whole block for the portable one; eight-channel blocks without SIMD.
+    let full = if simd { c / LANES } else { 0 };
+    let per_item = full.div_ceil(rayon::current_num_threads()).max(1);
+    let mut items: Vec<(usize, usize, usize, bool)> = Vec::new();
+    for b in 0..n {
+        for first in (0..full).step_by(per_item) {
+            let blocks = per_item.min(full - first);
+            items.push((b, first * LANES, blocks * LANES, true));
+        }
+        for c0 in (full * LANES..c).step_by(LANES) {
+            items.push((b, c0, LANES.min(c - c0), false));
+        }
+    }
+    let parts: Vec<Vec<f32>> = items
         .par_iter()
-        .map(|&(b, c0, lanes)| {
-            let mut part = vec![0f32; l * LANES];
-            if simd && lanes == LANES {
-                // SAFETY: the CPU has the SIMD instruction set (checked by the caller); all
-                // eight lanes are real channels, so every eight-float load stays in bounds.
-                unsafe { cross_block_fast(inp, b, c0, &mut part) };
+        .map(|&(b, c0, width, fast)| {
+            let mut part = vec![0f32; l * width];
+            if fast {
+                // SAFETY: the CPU has the SIMD instruction set (checked by the caller); the
+                // item is whole eight-channel blocks, so every eight-float load stays in bounds.
+                unsafe { cross_run_fast(inp, b, c0, width, &mut part) };
             } else {
-                block_portable(inp, b, c0, lanes, &mut part);
+                block_portable(inp, b, c0, width, &mut part);
             }
             part
         })
         .collect();
-    for (&(b, c0, lanes), part) in blocks.iter().zip(parts) {
+    for (&(b, c0, width, _), part) in items.iter().zip(parts) {
         for pos in 0..l {
             let o = (b * l + pos) * c + c0;
-            y[o..o + lanes].copy_from_slice(&part[pos * LANES..pos * LANES + lanes]);
+            y[o..o + width].copy_from_slice(&part[pos * width..(pos + 1) * width]);
         }
     }
     Ok(y)
 }
 
-/// Portable kernel: one channel at a time; writes `part[pos * 8 + j]`.
+/// Portable kernel: one channel at a time, channels `c0..c0 + lanes`; accumulates into
+/// `part[pos * lanes + j]`.
 fn block_portable(inp: &CrossScanInputs<'_>, b: usize, c0: usize, lanes: usize, part: &mut [f32]) {
     let d = inp.dims;
     let (l, c, s, r, p, k) = (
@@ -338,7 +350,10 @@ fn block_portable(inp: &CrossScanInputs<'_>, b: usize, c0: usize, lanes: usize, 
     for ki in 0..k {
         for j in 0..lanes {
             let ch = ki * c + c0 + j;
-            let arow = &inp.a[ch * s..(ch + 1) * s];
+            let arow: Vec<f32> = inp.a[ch * s..(ch + 1) * s]
+                .iter()
+                .map(|v| v * std::f32::consts::LOG2_E)
+                .collect();
             h.iter_mut().for_each(|v| *v = 0.0);
             for t in 0..l {
                 let pos = position(ki, t, &d);
@@ -348,32 +363,42 @@ fn block_portable(inp: &CrossScanInputs<'_>, b: usize, c0: usize, lanes: usize, 
                 let row = &inp.x_dbl[((b * l + pos) * k + ki) * p..][..p];
                 let mut y = inp.d[ch] * u;
                 for si in 0..s {
-                    h[si] = fast_exp(dt * arow[si]) * h[si] + dt * u * row[r + si];
+                    h[si] = fast_exp2(dt * arow[si]) * h[si] + dt * u * row[r + si];
                     y += h[si] * row[r + s + si];
                 }
-                part[pos * LANES + j] += y;
+                part[pos * lanes + j] += y;
             }
         }
     }
 }
 
 simd_entry! {
-    /// [`cross_block_simd`] for the CPU's instruction set (callers check [`has_simd`]).
-    unsafe fn cross_block_fast(
+    /// [`cross_run_simd`] for the CPU's instruction set (callers check [`has_simd`]).
+    unsafe fn cross_run_fast(
         inp: &CrossScanInputs<'_>,
         b: usize,
         c0: usize,
+        width: usize,
         part: &mut [f32],
-    ) => cross_block_simd
+    ) => cross_run_simd
 }
 
-/// [`block_portable`] on eight-lane SIMD vectors: one batch element and eight channels
-/// `c0..c0 + 8`, all four directions; accumulates into `part[pos * 8 + j]`.
+/// [`block_portable`] on eight-lane SIMD vectors for a run of whole eight-channel blocks:
+/// one batch element, channels `c0..c0 + width`, all four directions; accumulates into
+/// `part[pos * width + j]`. Needs `A <= 0` (the caller checks).
+///
+/// Each direction walks its order in tiles ([`crate::tile`]). Per tile the B / C rows are
+/// copied once for every block of the run (each block would otherwise stream them from L2 or
+/// L3 again), then block by block the gather pass loads the block's `u` and delta at the
+/// tile's positions (the column-major walks stride by a whole row: prefetched ahead), the
+/// shared passes compute, and the outputs are added at their positions. The states of every
+/// block of the run (`width / 8 * S` vectors) stay in L1 between tiles.
 #[inline(always)]
-unsafe fn cross_block_simd<S: F32x8>(
+unsafe fn cross_run_simd<S: F32x8>(
     inp: &CrossScanInputs<'_>,
     b: usize,
     c0: usize,
+    width: usize,
     part: &mut [f32],
 ) {
     let d = inp.dims;
@@ -385,41 +410,91 @@ unsafe fn cross_block_simd<S: F32x8>(
         d.proj(),
         DIRECTIONS,
     );
+    let blocks = width / LANES;
     let col: Vec<usize> = (0..l)
         .map(|t| (t % d.height) * d.width + t / d.height)
         .collect();
-    let mut h = vec![S::zero(); s];
-    let mut a = vec![S::zero(); s];
-    let mut lane = [0f32; LANES];
+    let mut tile = Tile::new(s, width);
+    let mut pos_buf = [0usize; TILE];
+    let u_base = &inp.u[b * l * c..(b + 1) * l * c];
+    let x_base = &inp.x_dbl[b * l * k * p..(b + 1) * l * k * p];
     for ki in 0..k {
-        for (si, av) in a.iter_mut().enumerate() {
-            for (j, v) in lane.iter_mut().enumerate() {
-                *v = inp.a[(ki * c + c0 + j) * s + si];
-            }
-            *av = S::load(&lane);
-        }
-        let dskip = S::load(&inp.d[ki * c + c0..]);
-        let bias = S::load(&inp.delta_bias[ki * c + c0..]);
-        h.iter_mut().for_each(|v| *v = S::zero());
-        let u_base = &inp.u[b * l * c..(b + 1) * l * c];
+        // Per block: A * log2 e, the states, the skip and bias vectors.
+        let a2: Vec<_> = (0..blocks)
+            .map(|bi| {
+                let cb = c0 + bi * LANES;
+                scaled_a::<S>(s, |j, si| inp.a[(ki * c + cb + j) * s + si])
+            })
+            .collect();
+        let a2_max: Vec<_> = (0..blocks)
+            .map(|bi| {
+                let cb = c0 + bi * LANES;
+                max_abs_a2(s, |j, si| inp.a[(ki * c + cb + j) * s + si])
+            })
+            .collect();
+        let mut h: Vec<_> = a2
+            .iter()
+            .map(|a| vec![[S::zero(); GROUP]; a.len()])
+            .collect();
+        let dskip: Vec<S> = (0..blocks)
+            .map(|bi| S::load(&inp.d[ki * c + c0 + bi * LANES..]))
+            .collect();
+        let bias: Vec<S> = (0..blocks)
+            .map(|bi| S::load(&inp.delta_bias[ki * c + c0 + bi * LANES..]))
+            .collect();
         let d_base = &inp.delta[(b * k + ki) * l * c..(b * k + ki + 1) * l * c];
-        let x_base = &inp.x_dbl[b * l * k * p..(b + 1) * l * k * p];
-        for t in 0..l {
+        let position = |t: usize| {
             let tt = if ki >= 2 { l - 1 - t } else { t };
-            let pos = if ki % 2 == 1 { col[tt] } else { tt };
-            let u = S::load(&u_base[pos * c + c0..]);
-            let dt = S::load(&d_base[pos * c + c0..]).add(bias).softplus();
-            let du = dt.mul(u);
-            let mut y = dskip.mul(u);
-            let row = &x_base[(pos * k + ki) * p + r..(pos * k + ki) * p + r + 2 * s];
-            for si in 0..s {
-                let decay = dt.mul(a[si]).exp();
-                let hn = decay.mul_add(h[si], du.mul(S::splat(row[si])));
-                h[si] = hn;
-                y = hn.mul_add(S::splat(row[s + si]), y);
+            if ki % 2 == 1 {
+                col[tt]
+            } else {
+                tt
             }
-            let o = &mut part[pos * LANES..pos * LANES + LANES];
-            S::load(o).add(y).store(o);
+        };
+        for t0 in (0..l).step_by(TILE) {
+            let n = TILE.min(l - t0);
+            // Gather the run's u and delta and the B / C rows at the tile's positions.
+            for (i, slot) in pos_buf[..n].iter_mut().enumerate() {
+                let pos = position(t0 + i);
+                *slot = pos;
+                let src = pos * c + c0;
+                copy::<S>(
+                    &mut tile.src_u[i * width..(i + 1) * width],
+                    &u_base[src..src + width],
+                );
+                copy::<S>(
+                    &mut tile.src_d[i * width..(i + 1) * width],
+                    &d_base[src..src + width],
+                );
+                let row = (pos * k + ki) * p + r;
+                tile.set_bc::<S>(i, &x_base[row..row + s], &x_base[row + s..row + 2 * s]);
+            }
+            let next = t0 + TILE..l.min(t0 + 2 * TILE);
+            for bi in 0..blocks {
+                // The next tile's inputs and output rows into L2 while this one computes (the
+                // column-major walks stride by a whole row: no hardware prefetcher follows
+                // them), a share before each block so the misses in flight stay few.
+                let share = next.len().div_ceil(blocks);
+                for t in next.clone().skip(bi * share).take(share) {
+                    let pos = position(t);
+                    let row = (pos * k + ki) * p + r;
+                    for q in (0..2 * s).step_by(16).chain([2 * s - 1]) {
+                        prefetch_l2(x_base.as_ptr().wrapping_add(row + q));
+                    }
+                    for q in (0..width).step_by(16) {
+                        prefetch_l2(u_base.as_ptr().wrapping_add(pos * c + c0 + q));
+                        prefetch_l2(d_base.as_ptr().wrapping_add(pos * c + c0 + q));
+                        prefetch_l2(part.as_ptr().wrapping_add(pos * width + q));
+                    }
+                }
+                let top = tile.prepare(n, bi * LANES, bias[bi], dskip[bi], true);
+                let bounded = Tile::exponents_bounded(&top, &a2_max[bi]);
+                tile.recur(n, &mut h[bi], &a2[bi], bounded);
+                for (i, &pos) in pos_buf[..n].iter().enumerate() {
+                    let o = &mut part[pos * width + bi * LANES..][..LANES];
+                    S::load(o).add(S::load(&tile.y[i * LANES..])).store(o);
+                }
+            }
         }
     }
 }
@@ -445,6 +520,48 @@ mod tests {
             (0..k * c).map(|i| f(i, 17)).collect(),
             (0..k * c).map(|i| 0.3 * f(i, 19)).collect(),
         ]
+    }
+
+    /// The fast kernel's paths: runs of several blocks over several tiles (L > 2 tiles, not
+    /// square), a remainder past the last whole block, padded states, the clamped `exp2`
+    /// (huge decays), and the portable fallback for a positive A.
+    #[test]
+    fn fast_paths_match_the_official_composition() {
+        let dims = CrossScanDims {
+            batch: 2,
+            height: 12,
+            width: 11,
+            channels: 44,
+            d_state: 6,
+            dt_rank: 3,
+        };
+        for (case_name, a_scale, a_shift) in [
+            ("typical", 1.0, 0.0),
+            ("huge decays", 300.0, 0.0),
+            ("positive A", 1.0, 0.55),
+        ] {
+            let [u, delta, x_dbl, a, d, bias] = case(dims, 5);
+            let a: Vec<f32> = a.iter().map(|v| v * a_scale + a_shift).collect();
+            let inp = CrossScanInputs {
+                dims,
+                u: &u,
+                delta: &delta,
+                x_dbl: &x_dbl,
+                a: &a,
+                d: &d,
+                delta_bias: &bias,
+            };
+            let want = cross_scan_reference(&inp).unwrap();
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let got = cross_scan_impl(&inp, true).unwrap();
+            let e = got
+                .iter()
+                .zip(&want)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+                / scale;
+            assert!(e <= 1e-5, "{case_name}: relative error {e}");
+            assert!(got.iter().all(|v| v.is_finite()), "{case_name}");
+        }
     }
 
     #[test]

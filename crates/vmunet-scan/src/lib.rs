@@ -59,8 +59,10 @@ mod dims;
 mod dwconv;
 mod math;
 mod order;
+pub mod perf;
 mod reference;
 mod scan;
+mod tile;
 
 #[cfg(feature = "burn")]
 pub use burn_op::{

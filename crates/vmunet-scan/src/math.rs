@@ -29,14 +29,48 @@ pub(crate) fn has_simd() -> bool {
     }
 }
 
+/// True on x86-64 CPUs with AVX-512F and AVX-512VL, where the eight-lane kernels are also
+/// compiled to use the 32 vector registers (see [`simd::simd_entry`]).
+#[inline]
+pub(crate) fn has_avx512vl() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// The instruction set the SIMD kernels use on this CPU (`"avx2+fma"`, `"neon"`), or
 /// `"portable"` where they cannot run.
 pub fn simd_isa() -> &'static str {
     match (has_simd(), cfg!(target_arch = "aarch64")) {
         (false, _) => "portable",
         (true, true) => "neon",
+        (true, false) if has_avx512vl() => "avx2+fma+avx512vl",
         (true, false) => "avx2+fma",
     }
+}
+
+/// Hints the CPU to bring the cache line holding `ptr` into L2 (not L1: for data needed
+/// thousands of cycles later). Never faults; no effect on other targets.
+#[inline(always)]
+pub(crate) fn prefetch_l2(ptr: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it does not fault on any address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(ptr.cast())
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: `prfm` is a hint; it does not fault on any address.
+    unsafe {
+        std::arch::asm!("prfm pldl2keep, [{p}]", p = in(reg) ptr, options(nostack, readonly, preserves_flags))
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = ptr;
 }
 
 /// PyTorch's `softplus` (beta 1, threshold 20): linear above 20.
@@ -102,6 +136,41 @@ pub(crate) fn fast_sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + fast_exp(-x))
 }
 
+/// Cephes `exp2f` polynomial for `2^r - 1 = r * P(r)`, `r` in [-0.5, 0.5] (Horner order, highest
+/// power first); shared by the scalar, AVX2 and NEON [`fast_exp2`].
+pub(crate) const EXP2_POLY: [f32; 6] = [
+    1.535_336_2e-4,
+    1.339_887_4e-3,
+    9.618_437e-3,
+    5.550_332_5e-2,
+    2.402_264_8e-1,
+    6.931_472e-1,
+];
+
+/// `1.5 * 2^23 + 127`: adding it to `x` in [-126, 127] rounds `x` to the integer `n` and leaves
+/// `n + 127` (the biased exponent of `2^n`) in the low mantissa bits.
+pub(crate) const EXP2_MAGIC: f32 = 12_583_039.0;
+
+/// `2^x` for float32 without branches (Cephes `exp2f` polynomial, ~2 ulp), the cheaper form of
+/// [`fast_exp`] the scans use for their decays `exp(dt * A) = 2^(dt * A * log2 e)`: one rounding
+/// add, one multiply, six fused multiply-adds and one shift, no second range-reduction
+/// constant. `x` is clamped to [-126, 127], so the result is never subnormal, infinite or NaN
+/// for finite `x`. The SIMD version ([`simd::exp2_n`]) only clamps from below: it is the same
+/// for `x <= 127`, the scans' decays are `<= 0`.
+#[inline(always)]
+pub(crate) fn fast_exp2(x: f32) -> f32 {
+    let x = x.clamp(-126.0, 127.0);
+    let t = x + EXP2_MAGIC;
+    let r = x - (t - EXP2_MAGIC);
+    let mut p = EXP2_POLY[0];
+    for k in &EXP2_POLY[1..] {
+        p = p.mul_add(r, *k);
+    }
+    // 2^x = scale * (1 + r P(r)) = (r P(r)) * scale + scale.
+    let scale = f32::from_bits(t.to_bits() << 23);
+    (p * r).mul_add(scale, scale)
+}
+
 /// `exp` for float32 without branches (Cephes `expf` polynomial, ~1 ulp), so loops vectorise.
 /// Inputs below -87.3 return ~1e-38 rather than 0.
 #[inline(always)]
@@ -128,7 +197,7 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::simd::{simd_entry, F32x8};
-    use super::{fast_exp, fast_sigmoid, fast_softplus, has_simd, LANES};
+    use super::{fast_exp, fast_exp2, fast_sigmoid, fast_softplus, has_simd, LANES};
 
     simd_entry! {
         /// `exp`, `softplus` and the horizontal sum of `x` (a multiple of eight long) on the
@@ -188,6 +257,42 @@ mod tests {
             let v = chunk;
             let want = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
             assert_eq!(*sum, want);
+        }
+    }
+
+    /// The scalar and SIMD `exp2` against float64 and each other, across the clamped range.
+    #[test]
+    fn fast_exp2_matches_std_and_simd() {
+        let x: Vec<f32> = (0..40_000).map(|i| -130.0 + i as f32 * 0.006_425).collect();
+        let mut worst = 0f64;
+        for &xi in &x {
+            let want = (xi.max(-126.0) as f64).exp2();
+            worst = worst.max(((fast_exp2(xi) as f64 - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "exp2: worst relative error {worst}");
+        assert_eq!(fast_exp2(0.0), 1.0);
+        assert_eq!(fast_exp2(-1.0), 0.5);
+        assert!(fast_exp2(-1e9) > 0.0 && fast_exp2(1e9).is_finite());
+        assert!(x.iter().all(|&v| v <= 127.0));
+        if has_simd() {
+            let mut out = vec![0f32; x.len()];
+            // SAFETY: the CPU has the instruction set; the length is a multiple of 8.
+            unsafe { exp2_lanes_fast(&x, &mut out) };
+            for (i, &xi) in x.iter().enumerate() {
+                assert_eq!(out[i].to_bits(), fast_exp2(xi).to_bits(), "exp2({xi})");
+            }
+        }
+    }
+
+    simd_entry! {
+        /// `exp2` of `x` (a multiple of eight long) on the CPU's SIMD vectors.
+        unsafe fn exp2_lanes_fast(x: &[f32], out: &mut [f32]) => exp2_lanes_simd
+    }
+
+    #[inline(always)]
+    unsafe fn exp2_lanes_simd<S: F32x8>(x: &[f32], out: &mut [f32]) {
+        for i in (0..x.len()).step_by(LANES) {
+            super::simd::exp2_n::<S, 1, true>([S::load(&x[i..])])[0].store(&mut out[i..]);
         }
     }
 

@@ -248,7 +248,7 @@ fn simd_kernels_are_selected_for_this_cpu() {
     assert_eq!(isa, "neon");
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        assert_eq!(isa, "avx2+fma");
+        assert!(isa.starts_with("avx2+fma"), "{isa}");
     }
     eprintln!("SIMD kernels: {isa}");
 }

@@ -48,6 +48,16 @@ impl F32x8 for Avx2 {
         Self(exp256(self.0))
     }
     #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        Self(_mm256_max_ps(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn shl23(self) -> Self {
+        Self(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(
+            _mm256_castps_si256(self.0),
+        )))
+    }
+    #[inline(always)]
     unsafe fn softplus(self) -> Self {
         Self(softplus256(self.0))
     }

@@ -66,6 +66,14 @@ impl F32x8 for Neon {
         self.map(|v| exp4(v))
     }
     #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        self.zip(o, |a, b| vmaxq_f32(a, b))
+    }
+    #[inline(always)]
+    unsafe fn shl23(self) -> Self {
+        self.map(|v| vreinterpretq_f32_u32(vshlq_n_u32::<23>(vreinterpretq_u32_f32(v))))
+    }
+    #[inline(always)]
     unsafe fn softplus(self) -> Self {
         self.map(|v| softplus4(v))
     }
