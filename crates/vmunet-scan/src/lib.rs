@@ -27,18 +27,21 @@
 //!
 //! Modules depend only on the ones listed before them (a DAG; no module imports a later one):
 //!
-//! 1. leaves: `math` (PyTorch's softplus, branch-free `exp` / `softplus` / `sigmoid`, the
+//! 1. leaves: `math` (PyTorch's softplus, branch-free `exp` / `exp2` / `softplus` / `sigmoid`, the
 //!    eight-lane SIMD trait `math::simd::F32x8` the fast kernels are written over once, its
 //!    AVX2 (`math::avx2`) and NEON (`math::neon`) implementations, the CPU feature check),
 //!    `dims` (shapes, inputs, errors; uses `math`), `order` (SS2D's scan orders [`position`] and [`DIRECTIONS`]; uses `dims`),
 //!    and `dwconv` (the depthwise convolution; self-contained);
 //! 2. `scan`: the [`SelectiveScan`] trait, [`ScanGrads`] and the float64 host backward every
 //!    implementation shares;
-//! 3. `reference` ([`ReferenceScan`]) and `cpu` ([`CpuScan`], portable and SIMD);
-//! 4. `cross`: the forward cross scan (portable and SIMD), its reference composition through
+//! 3. `tile`: the throughput-built forward recurrence both fast kernels share (tiles of
+//!    positions, gather / softplus / recurrence passes from L1, interleaved `exp2` decays);
+//! 4. `reference` ([`ReferenceScan`]) and `cpu` ([`CpuScan`], portable and SIMD);
+//! 5. `cross`: the forward cross scan (portable and SIMD), its reference composition through
 //!    mamba's layout and the reference backward, the custom operator's entry point;
-//! 5. `cross_bwd`: the fast cross-scan backward, checked against `cross`'s reference;
-//! 6. with the `burn` feature: `burn_op` (the burn-facing traits over all of the above), then
+//! 6. `cross_bwd`: the fast cross-scan backward, checked against `cross`'s reference;
+//! 7. `perf`: the kernel timed at a shape against its arithmetic bound (`vmunet bench --kernel`);
+//! 8. with the `burn` feature: `burn_op` (the burn-facing traits over all of the above), then
 //!    `autodiff` (their `Autodiff<B>` implementations) and, with `wgpu` / `cuda`, `cube` (the
 //!    CubeCL kernel).
 //!
