@@ -3,7 +3,8 @@
 //! `cargo run --release -p vmunet-scan --example cross_scan_timing`.
 
 use std::time::Instant;
-use vmunet_scan::{cross_scan, cross_scan_backward, CrossScanDims, CrossScanInputs, DIRECTIONS};
+use vmunet_scan::perf::SampleInputs;
+use vmunet_scan::{cross_scan, cross_scan_backward, CrossScanDims, DIRECTIONS};
 
 /// Deterministic values in `[offset - scale, offset + scale)`.
 fn values(n: usize, salt: usize, scale: f32, offset: f32) -> Vec<f32> {
@@ -40,21 +41,8 @@ fn main() {
             dt_rank: r,
         };
         let (l, k, s) = (dims.len(), DIRECTIONS, dims.d_state);
-        let u = values(l * c, 7919, 1.0, 0.0);
-        let delta = values(k * l * c, 104_729, 2.0, -1.0);
-        let x_dbl = values(l * k * dims.proj(), 31, 1.0, 0.0);
-        let a: Vec<f32> = (0..k * c * s).map(|i| -((i % s) as f32 + 1.0)).collect();
-        let d = vec![1.0f32; k * c];
-        let bias = vec![0.1f32; k * c];
-        let inp = CrossScanInputs {
-            dims,
-            u: &u,
-            delta: &delta,
-            x_dbl: &x_dbl,
-            a: &a,
-            d: &d,
-            delta_bias: &bias,
-        };
+        let sample = SampleInputs::new(dims);
+        let inp = sample.inputs();
         let updates = (l * c * k * s) as f64;
         let fwd = time(5, || {
             std::hint::black_box(cross_scan(&inp).unwrap());

@@ -61,8 +61,50 @@ fn values(n: usize, salt: usize, scale: f32, offset: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Times [`cross_scan`] at `dims` (`runs` calls after one warm-up) on inputs in the ranges of a
-/// trained model, and relates the fastest call to the bound at `clock_hz` over `threads` cores.
+/// Owned cross-scan inputs at a shape, deterministic and in the ranges of a trained model
+/// (`A = -(s + 1)`, softplus inputs in [-3, 1)), for timing.
+pub struct SampleInputs {
+    dims: CrossScanDims,
+    u: Vec<f32>,
+    delta: Vec<f32>,
+    x_dbl: Vec<f32>,
+    a: Vec<f32>,
+    d: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl SampleInputs {
+    /// Inputs for `dims`.
+    pub fn new(dims: CrossScanDims) -> Self {
+        let (l, c, k, s) = (dims.len(), dims.channels, DIRECTIONS, dims.d_state);
+        let n = dims.batch;
+        Self {
+            dims,
+            u: values(n * l * c, 7919, 1.0, 0.0),
+            delta: values(n * k * l * c, 104_729, 2.0, -1.0),
+            x_dbl: values(n * l * k * dims.proj(), 31, 1.0, 0.0),
+            a: (0..k * c * s).map(|i| -((i % s) as f32 + 1.0)).collect(),
+            d: vec![1.0; k * c],
+            bias: vec![0.1; k * c],
+        }
+    }
+
+    /// The borrowed inputs [`cross_scan`] takes.
+    pub fn inputs(&self) -> CrossScanInputs<'_> {
+        CrossScanInputs {
+            dims: self.dims,
+            u: &self.u,
+            delta: &self.delta,
+            x_dbl: &self.x_dbl,
+            a: &self.a,
+            d: &self.d,
+            delta_bias: &self.bias,
+        }
+    }
+}
+
+/// Times [`cross_scan`] at `dims` (`runs` calls after one warm-up) on [`SampleInputs`], and
+/// relates the fastest call to the bound at `clock_hz` over `threads` cores.
 pub fn time_cross_scan(
     dims: CrossScanDims,
     runs: usize,
@@ -71,21 +113,8 @@ pub fn time_cross_scan(
 ) -> Result<KernelTiming, ScanError> {
     let (l, c, k, s) = (dims.len(), dims.channels, DIRECTIONS, dims.d_state);
     let n = dims.batch;
-    let u = values(n * l * c, 7919, 1.0, 0.0);
-    let delta = values(n * k * l * c, 104_729, 2.0, -1.0);
-    let x_dbl = values(n * l * k * dims.proj(), 31, 1.0, 0.0);
-    let a: Vec<f32> = (0..k * c * s).map(|i| -((i % s) as f32 + 1.0)).collect();
-    let d = vec![1.0f32; k * c];
-    let bias = vec![0.1f32; k * c];
-    let inp = CrossScanInputs {
-        dims,
-        u: &u,
-        delta: &delta,
-        x_dbl: &x_dbl,
-        a: &a,
-        d: &d,
-        delta_bias: &bias,
-    };
+    let sample = SampleInputs::new(dims);
+    let inp = sample.inputs();
     std::hint::black_box(cross_scan(&inp)?);
     let mut times = Vec::with_capacity(runs.max(1));
     for _ in 0..runs.max(1) {
