@@ -120,7 +120,7 @@ fn time_runtime(a: &Args, rt: &mut dyn Runtime, input: &Array, scan: &str) -> Re
 }
 
 /// The official PyTorch model timed beside this run (`tests/bench_peer.py`'s JSON).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 struct Peer {
     /// torch version.
     torch: String,
@@ -568,10 +568,7 @@ pub fn run(a: Args) -> Result<()> {
             "kernel": kernel.as_ref().map(KernelReport::json),
             "non_scan": split,
             "by_op": by_op.iter().map(|(l, p)| op_profile_json(l, p)).collect::<Vec<_>>(),
-            "peer": peer.as_ref().map(|p| serde_json::json!({
-                "torch": p.torch, "threads": p.threads, "forward_s": p.forward_s,
-                "no_scan_s": p.no_scan_s, "machine": p.machine, "date": p.date,
-            })),
+            "peer": peer,
             "rows": rows.iter().map(|r| serde_json::json!({
                 "runtime": r.runtime, "scan": r.scan, "runs_s": r.times,
                 "min_s": r.times[0], "p50_s": r.pct(0.5), "p95_s": r.pct(0.95),

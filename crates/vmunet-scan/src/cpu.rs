@@ -7,7 +7,7 @@ use crate::dims::{ScanError, ScanInputs};
 use crate::math::simd::{simd_entry, F32x8};
 use crate::math::{fast_exp, has_simd, LANES};
 use crate::scan::SelectiveScan;
-use crate::tile::{max_abs_a2, scaled_a, Tile, GROUP, TILE};
+use crate::tile::{scaled_a, Tile, GROUP, TILE};
 
 type V = [f32; LANES];
 
@@ -184,14 +184,7 @@ unsafe fn scan_block_simd<S: F32x8>(
             0.0
         }
     });
-    let a2_max = max_abs_a2(n_st, |j, n| {
-        if j < blk.lanes {
-            inp.a[(blk.ch0 + j) * n_st + n]
-        } else {
-            0.0
-        }
-    });
-    let mut h = vec![[S::zero(); GROUP]; a2.len()];
+    let mut h = vec![[S::zero(); GROUP]; a2.vecs.len()];
     let (mut dskip, mut bias) = ([0f32; LANES], [0f32; LANES]);
     for j in 0..blk.lanes {
         dskip[j] = inp.d[blk.ch0 + j];
@@ -216,9 +209,8 @@ unsafe fn scan_block_simd<S: F32x8>(
             let at = bc_off + (t0 + i) * n_st;
             tile.set_bc::<S>(i, &bt[at..at + n_st], &ct[at..at + n_st]);
         }
-        let top = tile.prepare(n, 0, bias, dskip, inp.delta_softplus);
-        let bounded = Tile::exponents_bounded(&top, &a2_max);
-        tile.recur(n, &mut h, &a2, bounded);
+        tile.prepare(n, 0, bias, dskip, inp.delta_softplus);
+        tile.recur(n, &mut h, &a2);
         for j in 0..blk.lanes {
             let row = &mut out[j * len + t0..j * len + t0 + n];
             for (i, o) in row.iter_mut().enumerate() {

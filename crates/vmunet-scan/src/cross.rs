@@ -15,7 +15,7 @@ use crate::math::{fast_exp2, has_simd, prefetch_l2, softplus, LANES};
 use crate::order::{position, DIRECTIONS};
 use crate::reference::ReferenceScan;
 use crate::scan::SelectiveScan;
-use crate::tile::{copy, max_abs_a2, scaled_a, Tile, GROUP, TILE};
+use crate::tile::{copy, scaled_a, Tile, GROUP, TILE};
 
 /// Runs [`cross_scan`] on six inputs given as `(shape, data)` (the custom ONNX operator's
 /// contract): `u (N, H, W, D)`, `delta (N, K, L, D)` before bias and softplus,
@@ -411,9 +411,6 @@ unsafe fn cross_run_simd<S: F32x8>(
         DIRECTIONS,
     );
     let blocks = width / LANES;
-    let col: Vec<usize> = (0..l)
-        .map(|t| (t % d.height) * d.width + t / d.height)
-        .collect();
     let mut tile = Tile::new(s, width);
     let mut pos_buf = [0usize; TILE];
     let u_base = &inp.u[b * l * c..(b + 1) * l * c];
@@ -426,15 +423,9 @@ unsafe fn cross_run_simd<S: F32x8>(
                 scaled_a::<S>(s, |j, si| inp.a[(ki * c + cb + j) * s + si])
             })
             .collect();
-        let a2_max: Vec<_> = (0..blocks)
-            .map(|bi| {
-                let cb = c0 + bi * LANES;
-                max_abs_a2(s, |j, si| inp.a[(ki * c + cb + j) * s + si])
-            })
-            .collect();
         let mut h: Vec<_> = a2
             .iter()
-            .map(|a| vec![[S::zero(); GROUP]; a.len()])
+            .map(|a| vec![[S::zero(); GROUP]; a.vecs.len()])
             .collect();
         let dskip: Vec<S> = (0..blocks)
             .map(|bi| S::load(&inp.d[ki * c + c0 + bi * LANES..]))
@@ -443,19 +434,11 @@ unsafe fn cross_run_simd<S: F32x8>(
             .map(|bi| S::load(&inp.delta_bias[ki * c + c0 + bi * LANES..]))
             .collect();
         let d_base = &inp.delta[(b * k + ki) * l * c..(b * k + ki + 1) * l * c];
-        let position = |t: usize| {
-            let tt = if ki >= 2 { l - 1 - t } else { t };
-            if ki % 2 == 1 {
-                col[tt]
-            } else {
-                tt
-            }
-        };
         for t0 in (0..l).step_by(TILE) {
             let n = TILE.min(l - t0);
             // Gather the run's u and delta and the B / C rows at the tile's positions.
             for (i, slot) in pos_buf[..n].iter_mut().enumerate() {
-                let pos = position(t0 + i);
+                let pos = position(ki, t0 + i, &d);
                 *slot = pos;
                 let src = pos * c + c0;
                 copy::<S>(
@@ -469,14 +452,14 @@ unsafe fn cross_run_simd<S: F32x8>(
                 let row = (pos * k + ki) * p + r;
                 tile.set_bc::<S>(i, &x_base[row..row + s], &x_base[row + s..row + 2 * s]);
             }
+            // The next tile's inputs and output rows into L2 while this one computes (the
+            // column-major walks stride by a whole row: no hardware prefetcher follows them),
+            // a share before each block so the misses in flight stay few.
             let next = t0 + TILE..l.min(t0 + 2 * TILE);
+            let share = next.len().div_ceil(blocks);
             for bi in 0..blocks {
-                // The next tile's inputs and output rows into L2 while this one computes (the
-                // column-major walks stride by a whole row: no hardware prefetcher follows
-                // them), a share before each block so the misses in flight stay few.
-                let share = next.len().div_ceil(blocks);
                 for t in next.clone().skip(bi * share).take(share) {
-                    let pos = position(t);
+                    let pos = position(ki, t, &d);
                     let row = (pos * k + ki) * p + r;
                     for q in (0..2 * s).step_by(16).chain([2 * s - 1]) {
                         prefetch_l2(x_base.as_ptr().wrapping_add(row + q));
@@ -487,9 +470,8 @@ unsafe fn cross_run_simd<S: F32x8>(
                         prefetch_l2(part.as_ptr().wrapping_add(pos * width + q));
                     }
                 }
-                let top = tile.prepare(n, bi * LANES, bias[bi], dskip[bi], true);
-                let bounded = Tile::exponents_bounded(&top, &a2_max[bi]);
-                tile.recur(n, &mut h[bi], &a2[bi], bounded);
+                tile.prepare(n, bi * LANES, bias[bi], dskip[bi], true);
+                tile.recur(n, &mut h[bi], &a2[bi]);
                 for (i, &pos) in pos_buf[..n].iter().enumerate() {
                     let o = &mut part[pos * width + bi * LANES..][..LANES];
                     S::load(o).add(S::load(&tile.y[i * LANES..])).store(o);

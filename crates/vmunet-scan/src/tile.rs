@@ -8,7 +8,7 @@
 //! channels (one SIMD vector), from L1 only:
 //! - [`Tile::prepare`]: per position `dt = softplus(delta + bias)`, `dt * u` and the skip term
 //!   `D * u`, in a loop of its own so the CPU overlaps the positions' long softplus chains;
-//! - [`Tile::recur`]: per state one `exp2` (A pre-scaled by log2 e: [`scaled_a`]), one
+//! - [`Tile::recur`]: per state one `exp2` (A pre-scaled by log2 e: [`ScaledA`]), one
 //!   multiply and two fused multiply-adds; [`GROUP`] states' `exp2` chains interleaved in
 //!   program order ([`exp2_n`]), the output summed in two accumulators so the chain over states
 //!   does not serialise a step.
@@ -44,6 +44,8 @@ pub(crate) struct Tile {
     pub y: Vec<f32>,
     /// Per position the B row then the C row, `sp` each (the padding stays zero).
     pub bc: Vec<f32>,
+    /// Per lane, the largest dt [`Self::prepare`] left (NaN dt skipped).
+    top_dt: [f32; LANES],
 }
 
 impl Tile {
@@ -59,6 +61,7 @@ impl Tile {
             du: vec![0.0; TILE * LANES],
             y: vec![0.0; TILE * LANES],
             bc: vec![0.0; TILE * 2 * sp],
+            top_dt: [0.0; LANES],
         }
     }
 
@@ -72,7 +75,7 @@ impl Tile {
 
     /// Turns positions `0..n`'s raw delta and u, channels `at..at + 8` of the gathered
     /// `width`, into dt (`delta + bias`, through softplus when `softplus`), `dt * u` and the
-    /// skip term. Returns the largest dt per lane (NaN when a dt is NaN).
+    /// skip term.
     #[inline(always)]
     pub unsafe fn prepare<S: F32x8>(
         &mut self,
@@ -81,10 +84,9 @@ impl Tile {
         bias: S,
         dskip: S,
         softplus: bool,
-    ) -> [f32; LANES] {
+    ) {
         let w = self.width;
         let mut top = S::zero();
-        let mut nan = false;
         // Four positions per round, written out side by side: the softplus chains are long
         // (about 100 cycles), and a CPU's scheduler only overlaps what sits close together.
         let mut i = 0;
@@ -106,7 +108,9 @@ impl Tile {
             };
             for (q, dt) in dt.iter().enumerate().take(m) {
                 let o = (i + q) * LANES;
-                top = top.max(*dt);
+                // `dt` first: a NaN dt is dropped (AVX2) or makes the maximum NaN (NEON), never
+                // the running maximum lost. A NaN dt's own output is NaN on either `exp2` path.
+                top = dt.max(top);
                 let u = S::load(&self.src_u[(i + q) * w + at..]);
                 dt.store(&mut self.dt[o..]);
                 dt.mul(u).store(&mut self.du[o..]);
@@ -114,39 +118,25 @@ impl Tile {
             }
             i += m;
         }
-        let mut out = [0f32; LANES];
-        top.store(&mut out);
-        // `max` drops NaN operands: look for them once per tile in the stored dt.
-        nan |= self.dt[..n * LANES].iter().any(|v| v.is_nan());
-        if nan {
-            out = [f32::NAN; LANES];
-        }
-        out
+        top.store(&mut self.top_dt);
     }
 
-    /// True when every decay exponent `dt * A * log2 e` of the tile is `>= -126`, given
-    /// [`Self::prepare`]'s largest dt per lane and [`max_abs_a2`] (so [`Self::recur`] may skip
-    /// `exp2`'s clamp). False for NaN.
+    /// Runs the recurrence over the positions `0..n` [`Self::prepare`] made ready, carrying
+    /// `h` (one vector per padded state) from the previous tile; leaves each position's
+    /// output in `y`. When every decay exponent `dt * A * log2 e` of the tile is `>= -126`
+    /// (the largest dt times the largest `|A log2 e|` per lane; false for NaN), `exp2` runs
+    /// without its clamp.
     #[inline(always)]
-    pub fn exponents_bounded(top_dt: &[f32; LANES], a2_max: &[f32; LANES]) -> bool {
-        top_dt.iter().zip(a2_max).all(|(d, a)| d * a <= 126.0)
-    }
-
-    /// Runs the recurrence over positions `0..n`, carrying `h` (one vector per padded
-    /// state) from the previous tile; leaves each position's output in `y`. `bounded`:
-    /// [`Self::exponents_bounded`] holds, so `exp2` runs without its clamp.
-    #[inline(always)]
-    pub unsafe fn recur<S: F32x8>(
-        &mut self,
-        n: usize,
-        h: &mut [[S; GROUP]],
-        a2: &[[S; GROUP]],
-        bounded: bool,
-    ) {
+    pub unsafe fn recur<S: F32x8>(&mut self, n: usize, h: &mut [[S; GROUP]], a: &ScaledA<S>) {
+        let bounded = self
+            .top_dt
+            .iter()
+            .zip(&a.max_abs)
+            .all(|(d, a)| d * a <= 126.0);
         if bounded {
-            self.recur_with::<S, false>(n, h, a2)
+            self.recur_with::<S, false>(n, h, &a.vecs)
         } else {
-            self.recur_with::<S, true>(n, h, a2)
+            self.recur_with::<S, true>(n, h, &a.vecs)
         }
     }
 
@@ -194,32 +184,30 @@ pub(crate) unsafe fn copy<S: F32x8>(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// Per lane, the largest `|A * log2 e|` over the states, as [`scaled_a`] computes them.
-pub(crate) fn max_abs_a2(d_state: usize, a: impl Fn(usize, usize) -> f32) -> [f32; LANES] {
-    let mut out = [0f32; LANES];
-    for (j, o) in out.iter_mut().enumerate() {
-        for s in 0..d_state {
-            *o = o.max((a(j, s) * std::f32::consts::LOG2_E).abs());
-        }
-    }
-    out
+/// `A * log2 e` for eight channels, as the recurrence reads it.
+pub(crate) struct ScaledA<S> {
+    /// One vector per state, padded to [`GROUP`]s with zeros.
+    pub vecs: Vec<[S; GROUP]>,
+    /// Per lane, the largest `|A * log2 e|` over the states.
+    pub max_abs: [f32; LANES],
 }
 
-/// `A * log2 e` for eight channels as vectors, padded to [`GROUP`]s with zeros:
-/// `a(j, s)` is lane `j`'s state `s` (lanes past the real channels read as zero by the caller).
+/// [`ScaledA`] from `a(j, s)`, lane `j`'s state `s` (lanes past the real channels read as zero
+/// by the caller).
 #[inline(always)]
 pub(crate) unsafe fn scaled_a<S: F32x8>(
     d_state: usize,
     a: impl Fn(usize, usize) -> f32,
-) -> Vec<[S; GROUP]> {
-    let mut out = vec![[S::zero(); GROUP]; d_state.div_ceil(GROUP)];
-    let log2e = S::splat(std::f32::consts::LOG2_E);
+) -> ScaledA<S> {
+    let mut vecs = vec![[S::zero(); GROUP]; d_state.div_ceil(GROUP)];
+    let mut max_abs = [0f32; LANES];
     let mut lane = [0f32; LANES];
-    for (si, av) in out.iter_mut().flatten().enumerate().take(d_state) {
+    for (si, av) in vecs.iter_mut().flatten().enumerate().take(d_state) {
         for (j, v) in lane.iter_mut().enumerate() {
-            *v = a(j, si);
+            *v = a(j, si) * std::f32::consts::LOG2_E;
+            max_abs[j] = max_abs[j].max(v.abs());
         }
-        *av = S::load(&lane).mul(log2e);
+        *av = S::load(&lane);
     }
-    out
+    ScaledA { vecs, max_abs }
 }
