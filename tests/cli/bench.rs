@@ -68,6 +68,12 @@ fn bench_reports_kernel_ops_and_peer_ratios_from_the_same_run() {
     for st in stages {
         let f = st["fraction_of_bound"].as_f64().unwrap();
         assert!(f > 0.0 && f.is_finite(), "{st}");
+        let one = st["one_core"]["fraction_of_bound"].as_f64().unwrap();
+        assert!(one > 0.0 && one.is_finite(), "{st}");
+        assert!(
+            st["one_core"]["best_seconds"].as_f64() <= st["one_core"]["seconds"].as_f64(),
+            "{st}"
+        );
         assert!(
             st["best_seconds"].as_f64() <= st["seconds"].as_f64(),
             "{st}"

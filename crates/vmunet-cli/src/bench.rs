@@ -263,7 +263,16 @@ fn profile_ops(
 struct KernelReport {
     clock_ghz: f64,
     threads: usize,
-    stages: Vec<(String, usize, vmunet_scan::perf::KernelTiming)>,
+    stages: Vec<KernelStage>,
+}
+
+/// One stage shape of [`KernelReport`]: timed with the bench's threads, and on one core alone
+/// (a core's efficiency without the other threads sharing its caches and memory).
+struct KernelStage {
+    name: String,
+    blocks: usize,
+    timing: vmunet_scan::perf::KernelTiming,
+    one_core: vmunet_scan::perf::KernelTiming,
 }
 
 impl KernelReport {
@@ -271,7 +280,7 @@ impl KernelReport {
     fn per_forward(&self) -> f64 {
         self.stages
             .iter()
-            .map(|(_, blocks, t)| *blocks as f64 * t.seconds)
+            .map(|st| st.blocks as f64 * st.timing.seconds)
             .sum()
     }
 
@@ -286,20 +295,25 @@ impl KernelReport {
             vmunet_scan::perf::FMA_OPS_PER_POSITION,
             vmunet_scan::perf::FMA_PIPES
         );
-        println!("| stage | D | H x W | blocks | ms per call (p50) | best ms | ns per state update | cycles per 8-lane update per core | bound cycles | fraction of bound |");
-        println!("|---|---|---|---|---|---|---|---|---|---|");
-        for (name, blocks, t) in &self.stages {
+        println!("| stage | D | H x W | blocks | ms per call (p50) | best ms | ns per state update | cycles per 8-lane update per core | bound cycles | fraction of bound | one core alone: cycles | one core: fraction |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for st in &self.stages {
+            let (t, one) = (&st.timing, &st.one_core);
             println!(
-                "| {name} | {} | {}x{} | {blocks} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} | {:.0} % |",
+                "| {} | {} | {}x{} | {} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} | {:.0} % | {:.1} | {:.0} % |",
+                st.name,
                 t.dims.channels,
                 t.dims.height,
                 t.dims.width,
+                st.blocks,
                 t.seconds * 1e3,
                 t.best_seconds * 1e3,
                 t.ns_per_update,
                 t.cycles_per_vector_update,
                 t.bound_cycles,
-                100.0 * t.fraction_of_bound()
+                100.0 * t.fraction_of_bound(),
+                one.cycles_per_vector_update,
+                100.0 * one.fraction_of_bound()
             );
         }
         println!(
@@ -312,14 +326,22 @@ impl KernelReport {
         serde_json::json!({
             "clock_ghz": self.clock_ghz, "threads": self.threads, "isa": vmunet_scan::simd_isa(),
             "per_forward_s": self.per_forward(),
-            "stages": self.stages.iter().map(|(name, blocks, t)| serde_json::json!({
-                "stage": name, "d_inner": t.dims.channels, "height": t.dims.height,
-                "width": t.dims.width, "blocks": blocks, "seconds": t.seconds,
-                "best_seconds": t.best_seconds,
-                "ns_per_state_update": t.ns_per_update,
-                "cycles_per_vector_update": t.cycles_per_vector_update,
-                "bound_cycles": t.bound_cycles, "fraction_of_bound": t.fraction_of_bound(),
-            })).collect::<Vec<_>>(),
+            "stages": self.stages.iter().map(|st| {
+                let (t, one) = (&st.timing, &st.one_core);
+                serde_json::json!({
+                    "stage": st.name, "d_inner": t.dims.channels, "height": t.dims.height,
+                    "width": t.dims.width, "blocks": st.blocks, "seconds": t.seconds,
+                    "best_seconds": t.best_seconds,
+                    "ns_per_state_update": t.ns_per_update,
+                    "cycles_per_vector_update": t.cycles_per_vector_update,
+                    "bound_cycles": t.bound_cycles, "fraction_of_bound": t.fraction_of_bound(),
+                    "one_core": {
+                        "seconds": one.seconds, "best_seconds": one.best_seconds,
+                        "cycles_per_vector_update": one.cycles_per_vector_update,
+                        "fraction_of_bound": one.fraction_of_bound(),
+                    },
+                })
+            }).collect::<Vec<_>>(),
         })
     }
 }
@@ -333,7 +355,11 @@ fn kernel_report(
     threads: usize,
 ) -> Result<KernelReport> {
     let hz = vmunet_scan::perf::clock_hz().unwrap_or(f64::NAN);
-    let mut stages: Vec<(String, usize, vmunet_scan::perf::KernelTiming)> = Vec::new();
+    let mut stages: Vec<KernelStage> = Vec::new();
+    let one_core = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .context("building a one-thread pool")?;
     for st in cfg.stage_shapes(size, size) {
         let dims = vmunet_scan::CrossScanDims {
             batch: 1,
@@ -343,13 +369,20 @@ fn kernel_report(
             d_state: cfg.d_state,
             dt_rank: st.dt_rank,
         };
-        if let Some(same) = stages.iter_mut().find(|(_, _, t)| t.dims == dims) {
-            same.0 = format!("{} + {}", same.0, st.name);
-            same.1 += st.blocks;
+        if let Some(same) = stages.iter_mut().find(|s| s.timing.dims == dims) {
+            same.name = format!("{} + {}", same.name, st.name);
+            same.blocks += st.blocks;
             continue;
         }
-        let t = vmunet_scan::perf::time_cross_scan(dims, runs.max(10), threads, hz)?;
-        stages.push((st.name, st.blocks, t));
+        let timing = vmunet_scan::perf::time_cross_scan(dims, runs.max(10), threads, hz)?;
+        let one =
+            one_core.install(|| vmunet_scan::perf::time_cross_scan(dims, runs.max(10), 1, hz))?;
+        stages.push(KernelStage {
+            name: st.name,
+            blocks: st.blocks,
+            timing,
+            one_core: one,
+        });
     }
     Ok(KernelReport {
         clock_ghz: hz / 1e9,

@@ -311,27 +311,60 @@ pub(crate) fn cross_scan_impl(
             items.push((b, c0, LANES.min(c - c0), false));
         }
     }
-    let parts: Vec<Vec<f32>> = items
+    // The SIMD items write their channels of `y` in place (no per-item buffer to allocate,
+    // fill and copy); the portable ones into buffers copied afterwards.
+    let out = OutRows {
+        base: y.as_mut_ptr(),
+        stride: c,
+    };
+    let parts: Vec<Option<Vec<f32>>> = items
         .par_iter()
         .map(|&(b, c0, width, fast)| {
-            let mut part = vec![0f32; l * width];
             if fast {
                 // SAFETY: the CPU has the SIMD instruction set (checked by the caller); the
-                // item is whole eight-channel blocks, so every eight-float load stays in bounds.
-                unsafe { cross_run_fast(inp, b, c0, width, &mut part) };
+                // item is whole eight-channel blocks, so every eight-float load stays in bounds;
+                // the items' (batch, channel range) regions of `y` are disjoint, and `y` is not
+                // touched otherwise until they are all done.
+                unsafe { cross_run_fast(inp, b, c0, width, out.offset((b * l) * c + c0)) };
+                None
             } else {
+                let mut part = vec![0f32; l * width];
                 block_portable(inp, b, c0, width, &mut part);
+                Some(part)
             }
-            part
         })
         .collect();
     for (&(b, c0, width, _), part) in items.iter().zip(parts) {
+        let Some(part) = part else { continue };
         for pos in 0..l {
             let o = (b * l + pos) * c + c0;
             y[o..o + width].copy_from_slice(&part[pos * width..(pos + 1) * width]);
         }
     }
     Ok(y)
+}
+
+/// Where a SIMD work item writes: `base` is its first channel at position 0; position `pos`'s
+/// channels start `pos * stride` floats further. A raw pointer, because the items' channel
+/// ranges interleave in `y`.
+#[derive(Clone, Copy)]
+struct OutRows {
+    base: *mut f32,
+    stride: usize,
+}
+
+// SAFETY: every work item writes only its own (batch, channel range) region.
+unsafe impl Send for OutRows {}
+unsafe impl Sync for OutRows {}
+
+impl OutRows {
+    /// The same rows `by` floats further.
+    fn offset(self, by: usize) -> Self {
+        Self {
+            base: self.base.wrapping_add(by),
+            stride: self.stride,
+        }
+    }
 }
 
 /// Portable kernel: one channel at a time, channels `c0..c0 + lanes`; accumulates into
@@ -379,13 +412,14 @@ simd_entry! {
         b: usize,
         c0: usize,
         width: usize,
-        part: &mut [f32],
+        out: OutRows,
     ) => cross_run_simd
 }
 
 /// [`block_portable`] on eight-lane SIMD vectors for a run of whole eight-channel blocks:
-/// one batch element, channels `c0..c0 + width`, all four directions; accumulates into
-/// `part[pos * width + j]`. Needs `A <= 0` (the caller checks).
+/// one batch element, channels `c0..c0 + width`, all four directions; writes the sum of the
+/// directions into `out` (the first direction stores, the others add). Needs `A <= 0` (the
+/// caller checks).
 ///
 /// Each direction walks its order in tiles ([`crate::tile`]). Per tile the B / C rows are
 /// copied once for every block of the run (each block would otherwise stream them from L2 or
@@ -399,7 +433,7 @@ unsafe fn cross_run_simd<S: F32x8>(
     b: usize,
     c0: usize,
     width: usize,
-    part: &mut [f32],
+    out: OutRows,
 ) {
     let d = inp.dims;
     let (l, c, s, r, p, k) = (
@@ -467,14 +501,23 @@ unsafe fn cross_run_simd<S: F32x8>(
                     for q in (0..width).step_by(16) {
                         prefetch_l2(u_base.as_ptr().wrapping_add(pos * c + c0 + q));
                         prefetch_l2(d_base.as_ptr().wrapping_add(pos * c + c0 + q));
-                        prefetch_l2(part.as_ptr().wrapping_add(pos * width + q));
+                        prefetch_l2(out.base.wrapping_add(pos * out.stride + q));
                     }
                 }
                 tile.prepare(n, bi * LANES, bias[bi], dskip[bi], true);
                 tile.recur(n, &mut h[bi], &a2[bi]);
                 for (i, &pos) in pos_buf[..n].iter().enumerate() {
-                    let o = &mut part[pos * width + bi * LANES..][..LANES];
-                    S::load(o).add(S::load(&tile.y[i * LANES..])).store(o);
+                    // SAFETY: inside this item's region of `y` (see `OutRows`).
+                    let o = std::slice::from_raw_parts_mut(
+                        out.base.add(pos * out.stride + bi * LANES),
+                        LANES,
+                    );
+                    let v = S::load(&tile.y[i * LANES..]);
+                    if ki == 0 {
+                        v.store(o);
+                    } else {
+                        S::load(o).add(v).store(o);
+                    }
                 }
             }
         }

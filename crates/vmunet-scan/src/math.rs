@@ -107,7 +107,7 @@ const LOGF_POLY: [f32; 8] = [
 ];
 
 /// `softplus` for float32 without branches (so loops vectorise): `max(x, 0) + log1p(exp(-|x|))`
-/// with the Cephes `logf` polynomial; within ~2 ulp of PyTorch's (threshold 20).
+/// with the Cephes `logf` polynomial and no division; within ~2 ulp of PyTorch's (threshold 20).
 #[inline(always)]
 pub(crate) fn fast_softplus(x: f32) -> f32 {
     let z = fast_exp(-x.abs()); // (0, 1]
@@ -125,8 +125,10 @@ pub(crate) fn fast_softplus(x: f32) -> f32 {
     y += e * -2.121_944_4e-4;
     y -= 0.5 * mm;
     let logw = e * 0.693_359_4 + (m + y);
-    // log1p(z) = log(w) * z / (w - 1), or z where w rounds to 1.
-    let l1p = if wm1 == 0.0 { z } else { logw * z / wm1 };
+    // log1p(z) = log(w) + log(1 + c / w) with c = z - (w - 1) exact and |c| <= 2^-24 w, so
+    // = log(w) + c / w to float precision; 1 / w = 1 - (w - 1) + ... to the first order is
+    // enough, as c is at most half an ulp of w (and exactly z where w rounds to 1). No division.
+    let l1p = (z - wm1).mul_add(1.0 - wm1, logw);
     x.max(0.0) + l1p
 }
 

@@ -92,10 +92,8 @@ unsafe fn softplus256(x: __m256) -> __m256 {
     y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.121_944_4e-4), y);
     y = _mm256_fnmadd_ps(_mm256_set1_ps(0.5), mm, y);
     let logw = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693_359_4), _mm256_add_ps(m, y));
-    // log1p(z) = log(w) * z / (w - 1), or z where w rounds to 1.
-    let tiny = _mm256_cmp_ps::<_CMP_EQ_OQ>(wm1, _mm256_setzero_ps());
-    let safe = _mm256_blendv_ps(wm1, one, tiny);
-    let l1p = _mm256_blendv_ps(_mm256_div_ps(_mm256_mul_ps(logw, z), safe), z, tiny);
+    // log1p(z) = log(w) + (z - (w - 1)) (1 - (w - 1)): see `fast_softplus`.
+    let l1p = _mm256_fmadd_ps(_mm256_sub_ps(z, wm1), _mm256_sub_ps(one, wm1), logw);
     _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), l1p)
 }
 

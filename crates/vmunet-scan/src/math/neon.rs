@@ -140,9 +140,7 @@ unsafe fn softplus4(x: float32x4_t) -> float32x4_t {
     y = vfmaq_f32(y, e, vdupq_n_f32(-2.121_944_4e-4));
     y = vfmsq_f32(y, vdupq_n_f32(0.5), mm);
     let logw = vfmaq_f32(vaddq_f32(m, y), e, vdupq_n_f32(0.693_359_4));
-    // log1p(z) = log(w) * z / (w - 1), or z where w rounds to 1.
-    let tiny = vceqq_f32(wm1, zero);
-    let safe = vbslq_f32(tiny, one, wm1);
-    let l1p = vbslq_f32(tiny, z, vdivq_f32(vmulq_f32(logw, z), safe));
+    // log1p(z) = log(w) + (z - (w - 1)) (1 - (w - 1)): see `fast_softplus`.
+    let l1p = vfmaq_f32(logw, vsubq_f32(z, wm1), vsubq_f32(one, wm1));
     vaddq_f32(vmaxq_f32(x, zero), l1p)
 }
