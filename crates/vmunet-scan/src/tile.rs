@@ -2,12 +2,14 @@
 //! [`crate::cross_scan`] channels-last), built for throughput.
 //!
 //! A kernel walks its sequence in tiles of [`TILE`] positions. Its gather pass copies the
-//! tile's raw inputs into a [`Tile`] (`u` and `delta` for all its channels, and the B and C
-//! rows, padded with zeros to a multiple of [`GROUP`] states: a padded state has decay 1 and
-//! input 0, so it stays 0), wherever its layout keeps them. Then, for each group of eight
-//! channels (one SIMD vector), from L1 only:
-//! - [`Tile::prepare`]: per position `dt = softplus(delta + bias)`, `dt * u` and the skip term
-//!   `D * u`, in a loop of its own so the CPU overlaps the positions' long softplus chains;
+//! tile's B and C rows into a [`Tile`] (padded with zeros to a multiple of [`GROUP`] states: a
+//! padded state has decay 1 and input 0, so it stays 0), and `u` and `delta` too where its
+//! layout does not keep a position's channels together (mamba's `(channel, position)`). Then,
+//! for each group of eight channels (one SIMD vector):
+//! - [`Tile::prepare`] (gathered `u` / `delta`) or [`Tile::prepare_from`] (read in place, the
+//!   channels-last cross scan: a copy would cost more than the reads it saves): per position
+//!   `dt = softplus(delta + bias)`, `dt * u` and the skip term `D * u`, in a loop of its own so
+//!   the CPU overlaps the positions' long softplus chains;
 //! - [`Tile::recur`]: per state one `exp2` (A pre-scaled by log2 e: [`ScaledA`]), one
 //!   multiply and two fused multiply-adds; [`GROUP`] states' `exp2` chains interleaved in
 //!   program order ([`exp2_n`]), the output summed in two accumulators so the chain over states
@@ -86,6 +88,28 @@ impl Tile {
         softplus: bool,
     ) {
         let w = self.width;
+        let u = self.src_u.as_ptr().wrapping_add(at);
+        let d = self.src_d.as_ptr().wrapping_add(at);
+        self.prepare_from(n, [u, d], |i| i * w, bias, dskip, softplus)
+    }
+
+    /// [`Self::prepare`] reading position `i`'s eight lanes of u and raw delta where they are,
+    /// at `u.add(row(i))` and `delta.add(row(i))`, instead of from the gathered buffers.
+    ///
+    /// # Safety
+    /// Eight floats must be readable at every such address for `i < n`.
+    #[inline(always)]
+    pub unsafe fn prepare_from<S: F32x8>(
+        &mut self,
+        n: usize,
+        [u, delta]: [*const f32; 2],
+        row: impl Fn(usize) -> usize,
+        bias: S,
+        dskip: S,
+        softplus: bool,
+    ) {
+        let lanes =
+            |p: *const f32, i: usize| S::load(std::slice::from_raw_parts(p.add(row(i)), LANES));
         let mut top = S::zero();
         // Four positions per round, written out side by side: the softplus chains are long
         // (about 100 cycles), and a CPU's scheduler only overlaps what sits close together.
@@ -94,7 +118,7 @@ impl Tile {
             let m = (n - i).min(4);
             let mut raw = [S::zero(); 4];
             for (q, v) in raw.iter_mut().enumerate().take(m) {
-                *v = S::load(&self.src_d[(i + q) * w + at..]).add(bias);
+                *v = lanes(delta, i + q).add(bias);
             }
             let dt = if softplus {
                 [
@@ -111,7 +135,7 @@ impl Tile {
                 // `dt` first: a NaN dt is dropped (AVX2) or makes the maximum NaN (NEON), never
                 // the running maximum lost. A NaN dt's own output is NaN on either `exp2` path.
                 top = dt.max(top);
-                let u = S::load(&self.src_u[(i + q) * w + at..]);
+                let u = lanes(u, i + q);
                 dt.store(&mut self.dt[o..]);
                 dt.mul(u).store(&mut self.du[o..]);
                 dskip.mul(u).store(&mut self.y[o..]);
