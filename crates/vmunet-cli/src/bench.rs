@@ -346,6 +346,10 @@ impl KernelReport {
     }
 }
 
+/// Fewest timed calls per stage shape: the fractions use each shape's fastest call, and on a
+/// shared machine a quiet one needs enough tries (the paper's stage 1 is ~12 ms a call).
+const KERNEL_RUNS: usize = 30;
+
 /// Times the scan kernel at each distinct stage shape of `cfg` at `size`.
 #[cfg(feature = "full")]
 fn kernel_report(
@@ -374,9 +378,9 @@ fn kernel_report(
             same.blocks += st.blocks;
             continue;
         }
-        let timing = vmunet_scan::perf::time_cross_scan(dims, runs.max(10), threads, hz)?;
+        let timing = vmunet_scan::perf::time_cross_scan(dims, runs.max(KERNEL_RUNS), threads, hz)?;
         let one =
-            one_core.install(|| vmunet_scan::perf::time_cross_scan(dims, runs.max(10), 1, hz))?;
+            one_core.install(|| vmunet_scan::perf::time_cross_scan(dims, runs.max(KERNEL_RUNS), 1, hz))?;
         stages.push(KernelStage {
             name: st.name,
             blocks: st.blocks,
