@@ -379,8 +379,8 @@ fn kernel_report(
             continue;
         }
         let timing = vmunet_scan::perf::time_cross_scan(dims, runs.max(KERNEL_RUNS), threads, hz)?;
-        let one =
-            one_core.install(|| vmunet_scan::perf::time_cross_scan(dims, runs.max(KERNEL_RUNS), 1, hz))?;
+        let one = one_core
+            .install(|| vmunet_scan::perf::time_cross_scan(dims, runs.max(KERNEL_RUNS), 1, hz))?;
         stages.push(KernelStage {
             name: st.name,
             blocks: st.blocks,
