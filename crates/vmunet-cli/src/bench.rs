@@ -348,6 +348,7 @@ impl KernelReport {
 
 /// Fewest timed calls per stage shape: the fractions use each shape's fastest call, and on a
 /// shared machine a quiet one needs enough tries (the paper's stage 1 is ~12 ms a call).
+#[cfg(feature = "full")]
 const KERNEL_RUNS: usize = 30;
 
 /// Times the scan kernel at each distinct stage shape of `cfg` at `size`.
