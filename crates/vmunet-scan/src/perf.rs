@@ -135,32 +135,44 @@ pub fn time_cross_scan(
     })
 }
 
-/// The core clock in Hz while busy, from chains of dependent one-cycle integer adds: the fastest
-/// of five ~20 ms chains (a chain the machine interrupts reads as a slower clock, which would
-/// flatter the cycle counts); `None` on targets without the measurement.
+/// The core clock in Hz while busy, from chains of dependent integer operations of known
+/// latency: the fastest of five ~20 ms chains (a chain the machine interrupts reads as a slower
+/// clock, which would flatter the cycle counts); `None` on targets without the measurement.
 pub fn clock_hz() -> Option<f64> {
     (0..5)
-        .filter_map(|_| add_chain_hz(20_000_000))
+        .filter_map(|_| chain_hz(20_000_000))
         .reduce(f64::max)
 }
 
-/// One chain of `n` dependent adds, timed: adds per second.
-fn add_chain_hz(n: u64) -> Option<f64> {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// One chain of `n` dependent operations, timed: cycles per second.
+///
+/// x86-64: 64-bit multiplications, three cycles each on every core since Nehalem and Zen (an
+/// add chain is not safe there: Intel's Golden Cove and later fold dependent immediate adds at
+/// rename, and such a chain reads as 6-19 GHz on a 2.6 GHz Xeon). aarch64: one-cycle adds.
+fn chain_hz(n: u64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const LATENCY: f64 = 3.0;
+        let t = Instant::now();
+        let (mut x, mut count): (u64, u64) = (3, n / 4);
+        // SAFETY: register arithmetic only; four dependent multiplications per loop, the
+        // counter and branch run beside them.
+        unsafe {
+            std::arch::asm!(
+                "2:", "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}",
+                "dec {c}", "jnz 2b",
+                x = inout(reg) x, c = inout(reg) count, options(nomem, nostack)
+            );
+        }
+        std::hint::black_box((x, count));
+        Some(LATENCY * (n / 4 * 4) as f64 / t.elapsed().as_secs_f64())
+    }
+    #[cfg(target_arch = "aarch64")]
     {
         let t = Instant::now();
         let mut x: u64 = 0;
         // SAFETY: register arithmetic only; four dependent adds (one cycle each) per loop,
         // the compare and branch run beside them.
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            std::arch::asm!(
-                "2:", "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
-                "cmp {x}, {n}", "jb 2b",
-                x = inout(reg) x, n = in(reg) n, options(nomem, nostack)
-            );
-        }
-        #[cfg(target_arch = "aarch64")]
         unsafe {
             std::arch::asm!(
                 "2:", "add {x}, {x}, 1", "add {x}, {x}, 1", "add {x}, {x}, 1", "add {x}, {x}, 1",
