@@ -16,9 +16,6 @@
 
 pub mod bundle;
 mod elf;
-pub mod failpoint;
-pub mod fsutil;
-pub mod hash;
 pub mod manifest;
 pub mod service;
 pub mod triton;
@@ -58,6 +55,15 @@ pub enum DeployError {
     /// The device profile is not usable.
     #[error(transparent)]
     Profile(#[from] vmunet_runtime::ProfileError),
+}
+
+impl From<vmunet_fs::FsError> for DeployError {
+    fn from(e: vmunet_fs::FsError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl DeployError {

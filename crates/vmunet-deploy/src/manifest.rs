@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::hash::{is_sha256_hex, sha256_file};
+use vmunet_fs::{is_sha256_hex, sha256_file};
+
 use crate::DeployError;
 
 /// The manifest's file name, at the bundle's root.

@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use vmunet_fs::sha256_file;
 use vmunet_runtime::{
     DeviceProfile, Runtime, Segmenter, SegmenterOptions, Session, SessionOptions,
 };
 
 use crate::elf::{host_arch, Arch};
-use crate::hash::sha256_file;
 use crate::manifest::{list_files, Manifest, MANIFEST_FILE};
 use crate::DeployError;
 

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{failpoint, DeployError};
+use vmunet_fs::failpoint;
+
+use crate::DeployError;
 
 /// What happened to an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,8 +47,30 @@ pub struct Record {
     pub note: Option<String>,
 }
 
-/// An image's identity: its file name and content.
-pub type Key = (String, String);
+/// An image's identity: its file name and the SHA-256 of its content.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageKey {
+    /// File name in the watched folder.
+    pub name: String,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+}
+
+impl ImageKey {
+    /// The key of the file `name` whose bytes hash to `sha256`.
+    pub fn new(name: impl Into<String>, sha256: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            sha256: sha256.into(),
+        }
+    }
+
+    /// The first 8 hex digits of the hash: what tells apart the output stems of two images
+    /// with the same name (`NAME-1a2b3c4d`).
+    pub fn short_hash(&self) -> &str {
+        self.sha256.get(..8).unwrap_or(&self.sha256)
+    }
+}
 
 /// The open journal and the state it describes.
 #[derive(Debug)]
@@ -54,7 +78,7 @@ pub struct Journal {
     path: PathBuf,
     file: std::fs::File,
     next_seq: u64,
-    state: HashMap<Key, (Event, Option<String>)>,
+    state: HashMap<ImageKey, (Event, Option<String>)>,
     /// Bytes of a torn last line that were cut off at opening.
     pub repaired_bytes: u64,
 }
@@ -94,7 +118,7 @@ impl Journal {
                 )
             })?;
             next_seq = rec.seq + 1;
-            state.insert((rec.name, rec.sha256), (rec.event, rec.stem));
+            state.insert(ImageKey::new(rec.name, rec.sha256), (rec.event, rec.stem));
             good_len += n as u64;
         }
         drop(reader);
@@ -119,7 +143,7 @@ impl Journal {
     pub fn append(
         &mut self,
         event: Event,
-        key: &Key,
+        key: &ImageKey,
         stem: Option<&str>,
         note: Option<&str>,
     ) -> Result<(), DeployError> {
@@ -127,8 +151,8 @@ impl Journal {
             seq: self.next_seq,
             time: crate::unix_now(),
             event,
-            name: key.0.clone(),
-            sha256: key.1.clone(),
+            name: key.name.clone(),
+            sha256: key.sha256.clone(),
             stem: stem.map(str::to_string),
             note: note.map(str::to_string),
         };
@@ -158,12 +182,12 @@ impl Journal {
     }
 
     /// The last event recorded for `key`, and its output stem.
-    pub fn last(&self, key: &Key) -> Option<(Event, Option<&str>)> {
+    pub fn last(&self, key: &ImageKey) -> Option<(Event, Option<&str>)> {
         self.state.get(key).map(|(e, s)| (*e, s.as_deref()))
     }
 
     /// Images started and not finished (a crash came between).
-    pub fn in_progress(&self) -> Vec<(Key, Option<String>)> {
+    pub fn in_progress(&self) -> Vec<(ImageKey, Option<String>)> {
         let mut v: Vec<_> = self
             .state
             .iter()
@@ -175,7 +199,7 @@ impl Journal {
     }
 
     /// True when an output stem is used by a finished or started image other than `key`.
-    pub fn stem_taken(&self, stem: &str, key: &Key) -> bool {
+    pub fn stem_taken(&self, stem: &str, key: &ImageKey) -> bool {
         self.state
             .iter()
             .any(|(k, (_, s))| k != key && s.as_deref() == Some(stem))
@@ -261,8 +285,9 @@ mod tests {
     fn replays_state_and_cuts_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("journal.jsonl");
-        let a: Key = ("a.png".into(), "1".repeat(64));
-        let b: Key = ("b.png".into(), "2".repeat(64));
+        let a = ImageKey::new("a.png", "1".repeat(64));
+        let b = ImageKey::new("b.png", "2".repeat(64));
+        assert_eq!(a.short_hash(), "11111111");
         {
             let mut j = Journal::open(&p).unwrap();
             j.append(Event::Started, &a, Some("a"), None).unwrap();

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::fsutil::write_durable;
+use vmunet_fs::write_durable;
+
 use crate::DeployError;
 
 /// The last image handled.
@@ -94,7 +95,7 @@ impl StatusBoard {
             s.updated = crate::utc_timestamp(crate::unix_now());
             serde_json::to_string_pretty(&*s).unwrap_or_default()
         };
-        write_durable(&self.path, format!("{text}\n").as_bytes())
+        Ok(write_durable(&self.path, format!("{text}\n").as_bytes())?)
     }
 
     fn snapshot(&self) -> Status {
