@@ -272,15 +272,12 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
         p.insert("params_after".into(), report.params.1.into());
         p.insert("channel_keep".into(), report.channel_keep.into());
     }
-    let history = |step: &vmunet_onnx_ir::CompressionStep| -> Result<String> {
-        let mut steps = match &info.history {
-            Some(h) => serde_json::from_str::<Vec<vmunet_onnx_ir::CompressionStep>>(h)?,
-            None => Vec::new(),
-        };
+    let history = |step: &vmunet_onnx_ir::CompressionStep| {
+        let mut steps = info.history.clone();
         steps.push(step.clone());
-        Ok(serde_json::to_string(&steps)?)
+        steps
     };
-    checkpoint::save_with_history(&pruned, &a.output, trained, Some(&history(&step)?))
+    checkpoint::save_with_history(&pruned, &a.output, trained, &history(&step))
         .with_context(|| format!("writing {}", a.output.display()))?;
     if !a.json {
         println!(
@@ -348,7 +345,7 @@ fn prune_cmd(a: PruneArgs) -> Result<()> {
                 "checkpoint": "best.bpk (lowest validation loss)",
             }),
         );
-        checkpoint::save_with_history(&tuned, &a.output, trained, Some(&history(&step)?))
+        checkpoint::save_with_history(&tuned, &a.output, trained, &history(&step))
             .with_context(|| format!("writing {}", a.output.display()))?;
         if !a.json {
             println!(

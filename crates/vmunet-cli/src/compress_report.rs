@@ -103,10 +103,7 @@ fn export_checkpoint(ck: &Path, out: &Path, scan: ScanForm) -> Result<(usize, Op
     let (model, info) = checkpoint::load::<CpuBackend>(ck, &dev)
         .with_context(|| format!("reading {}", ck.display()))?;
     let size = info.input_size.unwrap_or(256);
-    let history = match &info.history {
-        Some(h) => serde_json::from_str(h)?,
-        None => Vec::new(),
-    };
+    let history = info.history.clone();
     let opts = ExportOptions {
         height: size,
         width: size,

@@ -55,11 +55,11 @@ pub struct Args {
 pub fn checkpoint_history(
     loaded: &crate::source::Loaded,
 ) -> Result<Vec<vmunet_onnx_ir::CompressionStep>> {
-    match loaded.info.as_ref().and_then(|i| i.history.as_deref()) {
-        Some(h) => serde_json::from_str(h)
-            .with_context(|| format!("{}: unreadable compression history", loaded.label)),
-        None => Ok(Vec::new()),
-    }
+    Ok(loaded
+        .info
+        .as_ref()
+        .map(|i| i.history.clone())
+        .unwrap_or_default())
 }
 
 pub fn run(a: Args) -> Result<()> {

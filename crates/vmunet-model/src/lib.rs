@@ -19,7 +19,7 @@ pub use config::{BlockWidth, StageShape, VmUnetConfig};
 pub use error::ModelError;
 pub use patch::{PatchEmbed2D, PatchExpand2D, PatchMerging2D};
 pub use ss2d::Ss2d;
-pub use trace::Trace;
+pub use trace::{ModulePath, NoTrace, Sink, Trace, Tracer};
 pub use vmunet::{OutputActivation, VmUnet};
 pub use vss::{DropPath, VssBlock, VssLayer, VssLayerUp};
 

@@ -8,7 +8,7 @@ use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
 use vmunet_scan::{CrossScanDims, ScanBackend, DIRECTIONS};
 
 use crate::patch::{layer_norm, linear};
-use crate::Trace;
+use crate::trace::{ModulePath, Tracer};
 
 /// `in_proj -> (x, z)`; `x -> depthwise conv -> SiLU -> 4-direction selective scan -> sum ->
 /// out_norm`; `* silu(z) -> out_proj`. Parameter names follow the official checkpoint.
@@ -186,14 +186,19 @@ impl<B: ScanBackend> Ss2d<B> {
         }
     }
 
-    /// (N, H, W, C) -> (N, H, W, C).
-    pub fn forward(&self, x: Tensor<B, 4>, path: &str, trace: &mut Trace<'_, B>) -> Tensor<B, 4> {
+    /// (N, H, W, C) -> (N, H, W, C); `path` is the mixer's module path, for `trace`.
+    pub fn forward<T: Tracer<B>>(
+        &self,
+        x: Tensor<B, 4>,
+        path: ModulePath<'_>,
+        trace: &mut T,
+    ) -> Tensor<B, 4> {
         let [n, h, w, _] = x.dims();
         let (d, l, k) = (self.d_inner, h * w, DIRECTIONS);
         let (r, st) = (self.dt_rank, self.d_state);
         let p = r + 2 * st;
         let xz = self.in_proj.forward(x);
-        trace.emit(path, "in_proj", &xz);
+        trace.record(path.name("in_proj"), &xz);
         let z = xz.clone().narrow(3, d, d);
         // Channels-last depthwise conv (the backend's op: a fast host kernel on CPU).
         let weight = self.conv2d.weight.val();
@@ -204,11 +209,11 @@ impl<B: ScanBackend> Ss2d<B> {
         };
         let x = B::depthwise_conv2d(xz.narrow(3, 0, d), weight, bias, pad);
         if trace.enabled() {
-            trace.emit(path, "conv2d", &x.clone().permute([0, 3, 1, 2]));
+            trace.record(path.name("conv2d"), &x.clone().permute([0, 3, 1, 2]));
         }
         let x = silu(x);
         if trace.enabled() {
-            trace.emit(path, "act", &x.clone().permute([0, 3, 1, 2]));
+            trace.record(path.name("act"), &x.clone().permute([0, 3, 1, 2]));
         }
         // Everything below stays row-major and channels-last; the scan kernel walks the four
         // directions itself, so no transposed or flipped copies are made.
@@ -241,11 +246,11 @@ impl<B: ScanBackend> Ss2d<B> {
             self.dt_projs_bias.val().reshape([k * d]),
         )
         .reshape([n, h, w, d]);
-        trace.emit(path, "out_norm.input", &y);
+        trace.record(path.name("out_norm").name("input"), &y);
         let y = self.out_norm.forward(y);
-        trace.emit(path, "out_norm", &y);
+        trace.record(path.name("out_norm"), &y);
         let y = y * silu(z);
-        trace.emit(path, "out_proj.input", &y);
+        trace.record(path.name("out_proj").name("input"), &y);
         self.out_proj.forward(y)
     }
 }

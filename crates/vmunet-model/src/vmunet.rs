@@ -6,7 +6,8 @@ use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{backend::Backend, Tensor};
 use vmunet_scan::ScanBackend;
 
-use crate::{ModelError, PatchEmbed2D, PatchExpand2D, Trace, VmUnetConfig, VssLayer, VssLayerUp};
+use crate::trace::{ModulePath, NoTrace, Tracer};
+use crate::{ModelError, PatchEmbed2D, PatchExpand2D, VmUnetConfig, VssLayer, VssLayerUp};
 
 /// What turns logits into probabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +195,7 @@ impl<B: ScanBackend> VmUnet<B> {
 
     /// Raw logits `(N, classes, H, W)` for an NCHW input.
     pub fn forward(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, ModelError> {
-        self.forward_traced(x, &mut Trace::off())
+        self.forward_traced(x, &mut NoTrace)
     }
 
     /// Probabilities: sigmoid (one class) or softmax over classes.
@@ -210,11 +211,12 @@ impl<B: ScanBackend> VmUnet<B> {
         }
     }
 
-    /// [`Self::forward`] reporting intermediate activations to `trace`.
-    pub fn forward_traced(
+    /// [`Self::forward`] reporting intermediate activations to `trace` (a
+    /// [`crate::Trace`] for the parity tests; [`NoTrace`] records nothing and costs nothing).
+    pub fn forward_traced<T: Tracer<B>>(
         &self,
         x: Tensor<B, 4>,
-        trace: &mut Trace<'_, B>,
+        trace: &mut T,
     ) -> Result<Tensor<B, 4>, ModelError> {
         self.check_input(x.dims())?;
         let x = if x.dims()[1] == 1 && self.input_channels == 3 {
@@ -222,23 +224,26 @@ impl<B: ScanBackend> VmUnet<B> {
         } else {
             x
         };
+        let root = ModulePath::ROOT;
         let mut x = self.patch_embed.forward(x);
-        trace.emit("patch_embed", "", &x);
+        trace.record(root.name("patch_embed"), &x);
         let mut skips = Vec::with_capacity(self.layers.len());
+        let layers = root.name("layers");
         for (i, layer) in self.layers.iter().enumerate() {
             skips.push(x.clone());
-            x = layer.forward(x, &format!("layers.{i}"), trace);
+            x = layer.forward(x, layers.index(i), trace);
         }
+        let layers_up = root.name("layers_up");
         for (i, layer) in self.layers_up.iter().enumerate() {
             if i > 0 {
                 x = x + skips[skips.len() - i].clone();
             }
-            x = layer.forward(x, &format!("layers_up.{i}"), trace);
+            x = layer.forward(x, layers_up.index(i), trace);
         }
         let x = self.final_up.forward(x);
-        trace.emit("final_up", "", &x);
+        trace.record(root.name("final_up"), &x);
         let x = self.final_conv.forward(x.permute([0, 3, 1, 2]));
-        trace.emit("final_conv", "", &x);
+        trace.record(root.name("final_conv"), &x);
         Ok(x)
     }
 }

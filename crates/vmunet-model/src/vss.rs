@@ -7,8 +7,8 @@ use vmunet_scan::ScanBackend;
 
 use crate::config::BlockWidth;
 use crate::patch::{layer_norm, PatchExpand2D, PatchMerging2D};
-use crate::trace::join;
-use crate::{Ss2d, Trace, VmUnetConfig};
+use crate::trace::{ModulePath, Tracer};
+use crate::{Ss2d, VmUnetConfig};
 
 /// Stochastic depth: drops the whole residual branch per sample while training
 /// (autodiff backends), identity otherwise.
@@ -65,27 +65,33 @@ impl<B: ScanBackend> VssBlock<B> {
         }
     }
 
-    /// (N, H, W, C) -> (N, H, W, C).
-    pub fn forward(&self, x: Tensor<B, 4>, path: &str, trace: &mut Trace<'_, B>) -> Tensor<B, 4> {
+    /// (N, H, W, C) -> (N, H, W, C); `path` is the block's module path, for `trace`.
+    pub fn forward<T: Tracer<B>>(
+        &self,
+        x: Tensor<B, 4>,
+        path: ModulePath<'_>,
+        trace: &mut T,
+    ) -> Tensor<B, 4> {
         let h = self.ln_1.forward(x.clone());
-        trace.emit(path, "ln_1", &h);
-        let sa_path = join(path, "self_attention");
-        let h = self.self_attention.forward(h, &sa_path, trace);
-        trace.emit(&sa_path, "", &h);
+        trace.record(path.name("ln_1"), &h);
+        let sa_path = path.name("self_attention");
+        let h = self.self_attention.forward(h, sa_path, trace);
+        trace.record(sa_path, &h);
         let out = x + self.drop_path.forward(h);
-        trace.emit(path, "", &out);
+        trace.record(path, &out);
         out
     }
 }
 
-fn run_blocks<B: ScanBackend>(
+fn run_blocks<B: ScanBackend, T: Tracer<B>>(
     blocks: &[VssBlock<B>],
     mut x: Tensor<B, 4>,
-    path: &str,
-    trace: &mut Trace<'_, B>,
+    path: ModulePath<'_>,
+    trace: &mut T,
 ) -> Tensor<B, 4> {
+    let blocks_path = path.name("blocks");
     for (i, blk) in blocks.iter().enumerate() {
-        x = blk.forward(x, &join(path, format!("blocks.{i}")), trace);
+        x = blk.forward(x, blocks_path.index(i), trace);
     }
     x
 }
@@ -114,14 +120,19 @@ impl<B: ScanBackend> VssLayer<B> {
         }
     }
 
-    /// Runs the stage.
-    pub fn forward(&self, x: Tensor<B, 4>, path: &str, trace: &mut Trace<'_, B>) -> Tensor<B, 4> {
+    /// Runs the stage; `path` is its module path, for `trace`.
+    pub fn forward<T: Tracer<B>>(
+        &self,
+        x: Tensor<B, 4>,
+        path: ModulePath<'_>,
+        trace: &mut T,
+    ) -> Tensor<B, 4> {
         let mut x = run_blocks(&self.blocks, x, path, trace);
         if let Some(down) = &self.downsample {
             x = down.forward(x);
-            trace.emit(path, "downsample", &x);
+            trace.record(path.name("downsample"), &x);
         }
-        trace.emit(path, "", &x);
+        trace.record(path, &x);
         x
     }
 }
@@ -149,16 +160,21 @@ impl<B: ScanBackend> VssLayerUp<B> {
         }
     }
 
-    /// Runs the stage.
-    pub fn forward(&self, x: Tensor<B, 4>, path: &str, trace: &mut Trace<'_, B>) -> Tensor<B, 4> {
-        trace.emit(path, "input", &x);
+    /// Runs the stage; `path` is its module path, for `trace`.
+    pub fn forward<T: Tracer<B>>(
+        &self,
+        x: Tensor<B, 4>,
+        path: ModulePath<'_>,
+        trace: &mut T,
+    ) -> Tensor<B, 4> {
+        trace.record(path.name("input"), &x);
         let mut x = x;
         if let Some(up) = &self.upsample {
             x = up.forward(x);
-            trace.emit(path, "upsample", &x);
+            trace.record(path.name("upsample"), &x);
         }
         let x = run_blocks(&self.blocks, x, path, trace);
-        trace.emit(path, "", &x);
+        trace.record(path, &x);
         x
     }
 }

@@ -300,6 +300,80 @@ fn burnpack_records_the_training_input_size() {
     }
 }
 
+/// A burnpack record written the way `save_with_history` wrote them before the history was
+/// typed: the same CBOR metadata entries, the history as JSON text under `compression`.
+fn save_untyped(model: &vmunet_model::VmUnet<CpuBackend>, path: &std::path::Path, history: &str) {
+    use burn_store::{BurnToPyTorchAdapter, BurnpackStore, ModuleSnapshot};
+    let mut s = BurnpackStore::from_file(path)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .auto_extension(false)
+        .overwrite(true)
+        .metadata("model", "vm-unet")
+        .metadata("input_size", "96")
+        .metadata("compression", history)
+        .with_remap_pattern(r"\.a_logs$", ".A_logs")
+        .with_remap_pattern(r"\.ds$", ".Ds");
+    model.save_into(&mut s).unwrap();
+}
+
+/// A pruned or quantized checkpoint records its compression steps; files written before the
+/// history was typed read back with the same steps, files written now are byte-identical to
+/// them, and a history that is not a list of steps is an error naming the file.
+#[test]
+fn burnpack_records_the_compression_history() {
+    use vmunet_onnx_ir::CompressionStep;
+    let dev = Default::default();
+    let cfg = VmUnetConfig {
+        dims: vec![8, 16, 32, 64],
+        depths: vec![1, 1, 1, 1],
+        depths_decoder: vec![1, 1, 1, 1],
+        d_state: 4,
+        ..VmUnetConfig::small(1)
+    };
+    let model = cfg.init::<CpuBackend>(&dev).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let step = |kind: &str, ratio: f64| {
+        let mut params = serde_json::Map::new();
+        params.insert("ratio".into(), ratio.into());
+        params.insert(
+            "finetune".into(),
+            serde_json::json!({"epochs": 2, "lr": 1e-4}),
+        );
+        CompressionStep {
+            kind: kind.into(),
+            params,
+            tool: Some("vmunet-compress 0.1.0".into()),
+        }
+    };
+    let steps = vec![step("prune", 0.25), step("prune", 0.5)];
+    let typed = tmp.path().join("typed.bpk");
+    checkpoint::save_with_history(&model, &typed, Some(96), &steps).unwrap();
+    let info = checkpoint::inspect(&typed).unwrap();
+    assert_eq!(info.history, steps);
+    assert_eq!(info.input_size, Some(96));
+    let plain = tmp.path().join("plain.bpk");
+    checkpoint::save(&model, &plain).unwrap();
+    assert!(checkpoint::inspect(&plain).unwrap().history.is_empty());
+
+    let untyped = tmp.path().join("untyped.bpk");
+    save_untyped(&model, &untyped, &serde_json::to_string(&steps).unwrap());
+    assert_eq!(checkpoint::inspect(&untyped).unwrap().history, steps);
+    assert_eq!(
+        std::fs::read(&typed).unwrap(),
+        std::fs::read(&untyped).unwrap()
+    );
+
+    let bad = tmp.path().join("bad-history.bpk");
+    save_untyped(&model, &bad, r#"{"kind": "prune"}"#);
+    match checkpoint::inspect(&bad) {
+        Err(e @ CheckpointError::History { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("bad-history.bpk"), "{msg}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
 /// The reference model in `models/` loads, has the architecture its README states and records
 /// the input size it was trained at.
 #[test]
