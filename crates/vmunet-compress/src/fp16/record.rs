@@ -46,7 +46,10 @@ pub(super) fn step_params(
         .map(|(n, r)| json!({"node": n, "reason": r.to_string()}))
         .collect();
     let mut params = serde_json::Map::new();
-    params.insert("source_sha256".into(), json!(crate::model_sha256(source)));
+    params.insert(
+        "source_sha256".into(),
+        json!(vmunet_fs::sha256_hex(&source.to_bytes())),
+    );
     params.insert("keep_fp32".into(), json!(opts.keep_fp32));
     params.insert("keep_io_fp32".into(), json!(opts.keep_io_fp32));
     params.insert("kept_fp32".into(), json!(counts));

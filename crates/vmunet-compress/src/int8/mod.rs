@@ -139,7 +139,10 @@ fn step_params(
     report: &Int8Report,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut params = serde_json::Map::new();
-    params.insert("source_sha256".into(), json!(crate::model_sha256(source)));
+    params.insert(
+        "source_sha256".into(),
+        json!(vmunet_fs::sha256_hex(&source.to_bytes())),
+    );
     params.insert("format".into(), json!(opts.format.name()));
     params.insert(
         "mode".into(),
