@@ -68,6 +68,15 @@ impl Method {
     }
 }
 
+impl std::str::FromStr for Method {
+    type Err = CompressError;
+
+    /// Parses the command-line name, as [`Method::parse`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -480,5 +489,20 @@ mod tests {
         );
         assert!(Method::parse("percentile:120").is_err());
         assert!(Method::parse("kl").is_err());
+    }
+
+    #[test]
+    fn from_str_is_parse() {
+        for s in ["minmax", "percentile", "percentile:99.9", "entropy"] {
+            let m: Method = s.parse().unwrap();
+            assert_eq!(m, Method::parse(s).unwrap());
+            assert_eq!(m.to_string().parse::<Method>().unwrap(), m);
+        }
+        for bad in ["kl", "percentile:120", "percentile:x"] {
+            assert_eq!(
+                bad.parse::<Method>().unwrap_err().to_string(),
+                Method::parse(bad).unwrap_err().to_string()
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! - [`int8`]: post-training quantisation, weights symmetric per output channel, activations
 //!   per tensor calibrated on real images ([`calib`]: min-max, percentile, entropy), in QDQ form
 //!   (ONNX Runtime, TensorRT) or QOperator form (tract's integer kernels), or weights only;
-//! - [`sensitivity`]: which nodes cost accuracy when quantised, one at a time;
+//! - [`mod@sensitivity`]: which nodes cost accuracy when quantised, one at a time;
 //! - `prune` (feature `prune`): structured pruning of SS2D channels and states in a
 //!   checkpoint.
 //!
@@ -120,13 +120,6 @@ pub fn check_float32(model: &Model) -> Result<(), CompressError> {
             }
         }
     }
-}
-
-/// The SHA-256 of a model's serialised bytes, hex.
-pub fn model_sha256(model: &Model) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(model.to_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Appends `step` (with the tool's name and version) to the model's metadata history and sets
