@@ -1,5 +1,5 @@
 //! The ONNX contract every vmunet stage speaks: the protobuf types of the official `onnx.proto`
-//! (ONNX 1.23.2, vendored in `proto/`), an editable [`Graph`], reading and atomic writing of
+//! (ONNX 1.23.2, vendored in `proto/`), an editable [`Graph`], reading and durable writing of
 //! [`Model`] files, the scan formulations ([`ScanForm`]), the custom operator's domain and name,
 //! and the typed [`ModelMetadata`] stored in `metadata_props`.
 //!
@@ -23,7 +23,7 @@ pub use graph::{value_info, Attr, Dim, Graph, GraphError, ZeroPoint};
 pub use metadata::{
     keys, Activation, CompressionStep, InputSize, MetadataError, ModelMetadata, Precision,
 };
-pub use model::{write_atomic, Model, ModelError};
+pub use model::{Model, OnnxFileError};
 pub use pb::tensor_proto::DataType;
 pub use tensor::{tensor, tensor_data, Element, TensorError};
 

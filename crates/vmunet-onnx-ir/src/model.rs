@@ -1,4 +1,4 @@
-//! ONNX model files: decoding with errors that name the file, atomic writing.
+//! ONNX model files: decoding with errors that name the file, durable writing.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use crate::pb::{GraphProto, ModelProto, OperatorSetIdProto};
 
 /// Errors reading or writing a model file; each names the file when there is one.
 #[derive(Debug, thiserror::Error)]
-pub enum ModelError {
+pub enum OnnxFileError {
     /// The file cannot be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -37,7 +37,7 @@ pub enum ModelError {
     },
 }
 
-impl ModelError {
+impl OnnxFileError {
     /// The reason, without the file name (for callers that print the file themselves).
     pub fn reason(&self) -> String {
         match self {
@@ -81,8 +81,8 @@ impl Model {
     }
 
     /// Wraps a decoded `ModelProto`; it must have a graph.
-    pub fn from_proto(mut proto: ModelProto) -> Result<Self, ModelError> {
-        let graph: GraphProto = proto.graph.take().ok_or_else(|| ModelError::Invalid {
+    pub fn from_proto(mut proto: ModelProto) -> Result<Self, OnnxFileError> {
+        let graph: GraphProto = proto.graph.take().ok_or_else(|| OnnxFileError::Invalid {
             path: IN_MEMORY.into(),
             reason: "it has no graph".into(),
         })?;
@@ -93,8 +93,8 @@ impl Model {
     }
 
     /// Decodes ONNX protobuf bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
-        let proto = ModelProto::decode(bytes).map_err(|e| ModelError::Invalid {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, OnnxFileError> {
+        let proto = ModelProto::decode(bytes).map_err(|e| OnnxFileError::Invalid {
             path: IN_MEMORY.into(),
             reason: format!("protobuf decoding failed: {e}; the file may be truncated"),
         })?;
@@ -102,13 +102,13 @@ impl Model {
     }
 
     /// Reads and decodes the file `path`.
-    pub fn read(path: &Path) -> Result<Self, ModelError> {
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    pub fn read(path: &Path) -> Result<Self, OnnxFileError> {
+        let bytes = std::fs::read(path).map_err(|source| OnnxFileError::Io {
             path: path.to_path_buf(),
             source,
         })?;
         Self::from_bytes(&bytes).map_err(|e| match e {
-            ModelError::Invalid { reason, .. } => ModelError::Invalid {
+            OnnxFileError::Invalid { reason, .. } => OnnxFileError::Invalid {
                 path: path.to_path_buf(),
                 reason,
             },
@@ -129,11 +129,12 @@ impl Model {
         self.to_proto().encode_to_vec()
     }
 
-    /// Writes the model to `path` atomically (a temporary file in the same folder, renamed).
-    pub fn write(&self, path: &Path) -> Result<(), ModelError> {
-        write_atomic(path, &self.to_bytes()).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
+    /// Writes the model to `path` durably ([`vmunet_fs::write_durable`]: a temporary file in
+    /// the same folder, fsynced and renamed), so a reader never sees a partial file.
+    pub fn write(&self, path: &Path) -> Result<(), OnnxFileError> {
+        vmunet_fs::write_durable(path, &self.to_bytes()).map_err(|e| OnnxFileError::Io {
+            path: e.path,
+            source: e.source,
         })
     }
 
@@ -146,25 +147,4 @@ impl Model {
     pub fn set_metadata(&mut self, meta: &ModelMetadata) {
         self.header.metadata_props = meta.to_props();
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// reader never sees a partial file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
 }

@@ -202,7 +202,7 @@ pub fn export<B: vmunet_scan::ScanBackend>(
 /// Serialises `model` and writes it atomically.
 pub fn write(model: &Model, path: &Path) -> Result<(), ExportError> {
     model.write(path).map_err(|e| match e {
-        vmunet_onnx_ir::ModelError::Io { path, source } => ExportError::Io { path, source },
+        vmunet_onnx_ir::OnnxFileError::Io { path, source } => ExportError::Io { path, source },
         other => ExportError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::other(other.to_string()),

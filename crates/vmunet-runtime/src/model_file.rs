@@ -121,7 +121,7 @@ impl ModelFile {
             reason,
         };
         let model = Model::read(path).map_err(|e| match e {
-            vmunet_onnx_ir::ModelError::Io { path, source } => RuntimeError::Io { path, source },
+            vmunet_onnx_ir::OnnxFileError::Io { path, source } => RuntimeError::Io { path, source },
             other => bad(other.reason()),
         })?;
         crate::validate::check_model(&model).map_err(|defect| RuntimeError::Malformed {

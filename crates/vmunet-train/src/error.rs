@@ -67,3 +67,12 @@ impl TrainError {
         }
     }
 }
+
+impl From<vmunet_fs::FsError> for TrainError {
+    fn from(e: vmunet_fs::FsError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
