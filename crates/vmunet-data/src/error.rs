@@ -105,3 +105,12 @@ pub enum DataError {
         len: usize,
     },
 }
+
+impl From<vmunet_fs::FsError> for DataError {
+    fn from(e: vmunet_fs::FsError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

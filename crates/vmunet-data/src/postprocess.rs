@@ -4,7 +4,7 @@ use std::path::Path;
 
 use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage};
 
-use crate::{resize_bilinear, write_atomic, DataError};
+use crate::{resize_bilinear, DataError};
 
 /// A per-pixel class map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,15 +140,20 @@ pub fn overlay(img: &DynamicImage, mask: &Mask) -> RgbImage {
     out
 }
 
-/// Encodes `img` as PNG and writes it atomically.
-pub fn save_png_atomic(img: &DynamicImage, path: &Path) -> Result<(), DataError> {
+/// Encodes `img` as PNG (`path`, the file it is for, names it in errors).
+pub fn encode_png(img: &DynamicImage, path: &Path) -> Result<Vec<u8>, DataError> {
     let mut buf = std::io::Cursor::new(Vec::new());
     img.write_to(&mut buf, image::ImageFormat::Png)
         .map_err(|e| DataError::Format {
             path: path.to_path_buf(),
             reason: format!("cannot encode PNG: {e}"),
         })?;
-    write_atomic(path, buf.get_ref())
+    Ok(buf.into_inner())
+}
+
+/// Encodes `img` as PNG and writes it durably ([`vmunet_fs::write_durable`]).
+pub fn save_png_atomic(img: &DynamicImage, path: &Path) -> Result<(), DataError> {
+    Ok(vmunet_fs::write_durable(path, &encode_png(img, path)?)?)
 }
 
 #[cfg(test)]

@@ -85,6 +85,19 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     write_bytes(path, bytes, None)
 }
 
+/// Writes `bytes` to `path` atomically but without fsync (temporary file, rename): readers
+/// never see a torn file, but a power loss may lose it. For files that are cheap to make again
+/// (generated data sets, arrays, logs rewritten every epoch).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    let tmp = temporary_for(path);
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            FsError::new(path, e)
+        })
+}
+
 /// [`write_durable`] for the outputs of a segmentation (masks, overlays, records, reasons):
 /// the [`MID_WRITE`] crash point sits halfway through the temporary file.
 pub fn write_durable_output(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
@@ -223,6 +236,10 @@ mod tests {
         // A write into a missing folder fails, naming the file.
         let e = write_durable(&dir.path().join("no/such.png"), b"x").unwrap_err();
         assert!(e.to_string().contains("such.png"), "{e}");
+        let e = write_atomic(&dir.path().join("no/such.npy"), b"x").unwrap_err();
+        assert!(e.to_string().contains("such.npy"), "{e}");
+        write_atomic(&dir.path().join("a.npy"), b"x").unwrap();
+        std::fs::remove_file(dir.path().join("a.npy")).unwrap();
         assert_eq!(free_name(dir.path(), "a.json"), "a.1.json");
         assert_eq!(free_name(dir.path(), "c.json"), "c.json");
         let moved = dir.path().join("moved.json");
@@ -231,7 +248,10 @@ mod tests {
         // A writer that fails leaves neither the file nor a temporary.
         let q = dir.path().join("q.bin");
         let e = write_durable_with(&q, |_| Err(std::io::Error::other("boom"))).unwrap_err();
-        assert!(e.to_string().contains("q.bin") && e.to_string().contains("boom"), "{e}");
+        assert!(
+            e.to_string().contains("q.bin") && e.to_string().contains("boom"),
+            "{e}"
+        );
         assert!(!q.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         // A copy of a missing file names the source.
