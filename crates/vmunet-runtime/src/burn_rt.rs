@@ -3,9 +3,9 @@
 
 use burn::tensor::{Tensor, TensorData};
 use vmunet_data::Array;
-use vmunet_model::{CpuBackend, VmUnet};
+use vmunet_model::{CpuBackend, LoadedModel, VmUnet};
 
-use crate::{Runtime, RuntimeError};
+use crate::{Runtime, RuntimeError, Session};
 
 /// A loaded burn model.
 pub struct BurnRuntime {
@@ -16,6 +16,18 @@ impl BurnRuntime {
     /// Wraps a loaded model.
     pub fn new(model: VmUnet<CpuBackend>) -> Self {
         Self { model }
+    }
+
+    /// A loaded checkpoint (or preset) as a [`Session`]: any input size that is a multiple of
+    /// 32, by default the size it was trained at.
+    pub fn session(loaded: LoadedModel) -> Session {
+        let trained = loaded.input_size();
+        Session::from_runtime(
+            Box::new(Self::new(loaded.model)),
+            loaded.config.input_channels,
+            loaded.label,
+        )
+        .with_trained_size(trained)
     }
 
     /// The model.
@@ -62,7 +74,7 @@ impl Runtime for BurnRuntime {
             .into_vec::<f32>()
             .map_err(|e| RuntimeError::Backend {
                 runtime: "burn".into(),
-                message: format!("{e:?}"),
+                message: format!("the output is not float32: {e:?}"),
             })?;
         Ok(Array { shape, data })
     }

@@ -11,6 +11,8 @@
 #[cfg(feature = "burn")]
 mod burn_rt;
 mod custom;
+mod describe;
+mod forward;
 mod guard;
 mod model_file;
 mod op_time;
@@ -20,8 +22,6 @@ pub mod ort_lib;
 mod ort_rt;
 mod parity;
 mod probe;
-mod profile;
-mod provider;
 mod segment;
 mod session;
 mod tract_rt;
@@ -30,29 +30,30 @@ pub mod validate;
 #[cfg(feature = "burn")]
 pub use burn_rt::BurnRuntime;
 pub use custom::uses_custom_scan;
+pub use describe::SystemInfo;
+pub use forward::{forward_file, read_input};
 pub use guard::panic_message;
 pub use model_file::{ModelDim, ModelFile, ModelInput};
-#[cfg(feature = "ort")]
-pub use op_time::ort_op_profile;
 pub use op_time::{OpProfile, OpTime};
 #[cfg(feature = "ort")]
 pub use ort_lib::{OrtLibError, OrtLibrary, MIN_ORT_VERSION};
 #[cfg(feature = "ort")]
 pub use ort_rt::{OrtOptions, OrtRuntime};
 pub use parity::{
-    check_parity, image_inputs, random_inputs, Candidate, ParityInput, ParityReport, RuntimeParity,
+    check_export, check_parity, image_inputs, random_inputs, Candidate, ParityError, ParityInput,
+    ParityJob, ParityReport, RuntimeParity,
 };
 pub use probe::Probe;
-pub use profile::{
-    CudaSection, DeviceProfile, Precision, ProfileError, ProviderName, TensorRtSection,
-};
-pub use provider::{ArenaExtend, ConvAlgoSearch, CudaOptions, Provider, TensorRtOptions};
 pub use segment::{
-    timing_csv, SegmentError, Segmentation, SegmentedFile, Segmenter, SegmenterOptions, Timing,
+    timing_csv, ImageSet, OutputNames, SegmentError, Segmentation, SegmentedFile, Segmenter,
+    SegmenterOptions, Timing,
 };
-pub use session::{default_input_size, Session, SessionOptions};
+pub use session::{Session, SessionOptions};
 pub use tract_rt::{count_macs, native_half, TractRuntime};
 use vmunet_data::Array;
+/// The device target (profiles and every decision derived from them), re-exported because
+/// sessions are opened for one.
+pub use vmunet_target::{self as target, default_input_size, DeviceProfile, RuntimeKind};
 
 /// The instruction set of the scan kernels on this CPU (`avx2+fma`, `avx2+fma+avx512vl`, `neon`
 /// or `portable`).
@@ -140,40 +141,13 @@ pub trait Runtime {
     fn check(&self, shape: &[usize]) -> Result<(), RuntimeError>;
     /// Runs one batch and returns the model's first output (logits).
     fn run(&mut self, input: &Array) -> Result<Array, RuntimeError>;
-}
-
-/// The runtimes this build knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuntimeKind {
-    /// tract, CPU.
-    Tract,
-    /// ONNX Runtime (CPU unless a device profile selects CUDA / TensorRT).
-    Ort,
-    /// burn on the checkpoint itself (no ONNX file).
-    Burn,
-}
-
-impl RuntimeKind {
-    /// The name used on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tract => "tract",
-            Self::Ort => "ort",
-            Self::Burn => "burn",
-        }
-    }
-}
-
-impl std::str::FromStr for RuntimeKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "tract" => Ok(Self::Tract),
-            "ort" => Ok(Self::Ort),
-            "burn" => Ok(Self::Burn),
-            other => Err(format!(
-                "unknown runtime `{other}` (available: tract, ort, burn)"
-            )),
-        }
+    /// Runs `input` once to warm up, then `runs` times, timing every operator: where the
+    /// forward's time goes, per operator type. Not every runtime can say.
+    fn op_profile(&mut self, input: &Array, runs: usize) -> Result<OpProfile, RuntimeError> {
+        let _ = (input, runs);
+        Err(RuntimeError::Backend {
+            runtime: self.description(),
+            message: "this runtime does not time its operators".into(),
+        })
     }
 }

@@ -3,16 +3,14 @@
 //! for `vmunet bench --by-op`.
 
 use std::collections::HashMap;
-#[cfg(feature = "ort")]
-use std::path::Path;
 use std::time::Instant;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::{eval, SimpleState};
 
-use crate::{Array, Runtime, RuntimeError, TractRuntime};
 #[cfg(feature = "ort")]
-use crate::{OrtOptions, OrtRuntime};
+use crate::OrtRuntime;
+use crate::{Array, Runtime, RuntimeError, TractRuntime};
 
 /// One operator type's share of a forward.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,37 +89,42 @@ impl TractRuntime {
 }
 
 #[cfg(feature = "ort")]
-/// Opens `path` in ONNX Runtime with its profiler on, runs `input` `runs` times after one
-/// warm-up and sums the per-kernel events of the timed runs by operator type. The profiler's
-/// trace is written under `dir` and removed afterwards.
-pub fn ort_op_profile(
-    path: &Path,
-    opts: &OrtOptions,
-    input: &Array,
-    runs: usize,
-    dir: &Path,
-) -> Result<OpProfile, RuntimeError> {
-    let prefix = dir.join(format!("vmunet-ort-profile-{}", std::process::id()));
-    let mut opts = opts.clone();
-    opts.profile = Some(prefix);
-    let mut rt = OrtRuntime::open(path, &opts)?;
-    rt.run(input)?;
-    for _ in 0..runs.max(1) {
-        rt.run(input)?;
+impl OrtRuntime {
+    /// Runs `input` once to warm up and then `runs` times, and sums the per-kernel events of the
+    /// timed runs by operator type. The session must have been opened with ONNX Runtime's
+    /// profiler on ([`crate::OrtOptions::profile`]); the profiler ends here and its trace file is
+    /// removed.
+    pub fn op_profile(&mut self, input: &Array, runs: usize) -> Result<OpProfile, RuntimeError> {
+        if !self.profiling {
+            return Err(backend(
+                "onnxruntime",
+                "per-operator times need a session opened with the profiler on",
+            ));
+        }
+        let before = self.runs_done;
+        self.run(input)?;
+        for _ in 0..runs.max(1) {
+            self.run(input)?;
+        }
+        let trace = self.end_profiling()?;
+        self.profiling = false;
+        let text = std::fs::read_to_string(&trace);
+        let _ = std::fs::remove_file(&trace);
+        let text = text.map_err(|e| backend("onnxruntime", format!("{}: {e}", trace.display())))?;
+        let sums = parse_ort_trace(&text, self.runs_done, before + 1)
+            .map_err(|e| backend("onnxruntime", format!("{}: {e}", trace.display())))?;
+        Ok(OpProfile::from_sums("onnxruntime", sums, runs))
     }
-    let trace = rt.end_profiling()?;
-    let text = std::fs::read_to_string(&trace);
-    let _ = std::fs::remove_file(&trace);
-    let text = text.map_err(|e| backend("onnxruntime", format!("{}: {e}", trace.display())))?;
-    let sums = parse_ort_trace(&text, runs.max(1) + 1)
-        .map_err(|e| backend("onnxruntime", format!("{}: {e}", trace.display())))?;
-    Ok(OpProfile::from_sums("onnxruntime", sums, runs))
 }
 
 #[cfg(feature = "ort")]
-/// Sums ONNX Runtime's `Node` `*_kernel_time` events by `args.op_name`, skipping the first
-/// `1 / calls` of them (the warm-up run; every run executes the same kernels).
-fn parse_ort_trace(text: &str, calls: usize) -> Result<HashMap<String, (usize, f64)>, String> {
+/// Sums ONNX Runtime's `Node` `*_kernel_time` events of `calls` runs by `args.op_name`,
+/// skipping the first `skip` runs' events (warm-up; every run executes the same kernels).
+fn parse_ort_trace(
+    text: &str,
+    calls: usize,
+    skip: usize,
+) -> Result<HashMap<String, (usize, f64)>, String> {
     let events: Vec<serde_json::Value> =
         serde_json::from_str(text).map_err(|e| format!("not an ONNX Runtime trace: {e}"))?;
     let kernels: Vec<(&str, f64)> = events
@@ -134,14 +137,14 @@ fn parse_ort_trace(text: &str, calls: usize) -> Result<HashMap<String, (usize, f
         })
         .filter_map(|e| Some((e["args"]["op_name"].as_str()?, e["dur"].as_f64()? * 1e-6)))
         .collect();
-    if kernels.is_empty() || !kernels.len().is_multiple_of(calls) {
+    if calls == 0 || kernels.is_empty() || !kernels.len().is_multiple_of(calls) {
         return Err(format!(
             "{} kernel events do not split into {calls} runs",
             kernels.len()
         ));
     }
     let mut sums: HashMap<String, (usize, f64)> = HashMap::new();
-    for (op, s) in &kernels[kernels.len() / calls..] {
+    for (op, s) in &kernels[(kernels.len() / calls * skip).min(kernels.len())..] {
         let e = sums.entry(op.to_string()).or_default();
         e.0 += 1;
         e.1 += s;
@@ -166,7 +169,7 @@ mod tests {
             events.push(ev("mm2_kernel_time", "MatMul", 2.0 * k));
         }
         let text = serde_json::to_string(&events).unwrap();
-        let sums = parse_ort_trace(&text, 3).unwrap();
+        let sums = parse_ort_trace(&text, 3, 1).unwrap();
         assert_eq!(sums["Conv"].0, 2);
         assert!((sums["Conv"].1 - 20e-6).abs() < 1e-12);
         assert_eq!(sums["MatMul"].0, 4);
@@ -174,7 +177,7 @@ mod tests {
         assert_eq!(p.ops[0].op, "Conv");
         assert_eq!(p.ops[1].nodes, 2);
         assert!((p.total_s - 16e-6).abs() < 1e-12);
-        assert!(parse_ort_trace(&text, 5).is_err());
-        assert!(parse_ort_trace("{", 1).is_err());
+        assert!(parse_ort_trace(&text, 5, 1).is_err());
+        assert!(parse_ort_trace("{", 1, 1).is_err());
     }
 }

@@ -11,8 +11,8 @@ use vmunet_data::Array;
 
 use crate::guard::{contain, Poison};
 use crate::ort_lib::OrtLibrary;
-use crate::provider::Provider;
 use crate::{ModelFile, Runtime, RuntimeError};
+use vmunet_target::{DeviceProfile, Provider};
 
 /// The provider's registration with its options ([`Provider::ort_options`]), or why this
 /// build cannot offer it.
@@ -73,6 +73,17 @@ impl Default for OrtOptions {
     }
 }
 
+impl OrtOptions {
+    /// The options a device profile asks for: its providers (with their options) and threads.
+    pub fn for_profile(profile: &DeviceProfile) -> Self {
+        Self {
+            providers: profile.providers(),
+            threads: profile.threads,
+            ..Default::default()
+        }
+    }
+}
+
 /// Runs an ONNX model with ONNX Runtime.
 pub struct OrtRuntime {
     file: ModelFile,
@@ -82,6 +93,10 @@ pub struct OrtRuntime {
     /// Providers that failed to register, with ONNX Runtime's reason.
     pub skipped: Vec<(String, String)>,
     poison: Poison,
+    /// ONNX Runtime's profiler is on (until [`OrtRuntime::op_profile`] ends it).
+    pub(crate) profiling: bool,
+    /// Forward passes run so far (the profiler's trace holds them all).
+    pub(crate) runs_done: usize,
 }
 
 /// The process's ONNX Runtime environment and the library it runs on (the first call decides).
@@ -169,6 +184,8 @@ impl OrtRuntime {
                         library,
                         skipped,
                         poison: Poison::default(),
+                        profiling: opts.profile.is_some(),
+                        runs_done: 0,
                     })
                 }
                 Err(e) if p == Provider::Cpu => {
@@ -228,12 +245,17 @@ impl Runtime for OrtRuntime {
         self.file.check(shape)
     }
 
+    fn op_profile(&mut self, input: &Array, runs: usize) -> Result<crate::OpProfile, RuntimeError> {
+        OrtRuntime::op_profile(self, input, runs)
+    }
+
     fn run(&mut self, input: &Array) -> Result<Array, RuntimeError> {
         self.file.check(&input.shape)?;
         let path = self.file.path.clone();
         let mut poison = std::mem::take(&mut self.poison);
         let r = poison.run("onnxruntime", &path, || self.run_unguarded(input));
         self.poison = poison;
+        self.runs_done += 1;
         r
     }
 }

@@ -307,3 +307,104 @@ mod tests {
         assert_eq!(json["runtimes"][0]["pass"], true);
     }
 }
+
+/// Errors of [`check_export`]: the model, the inputs, or the runtimes.
+#[derive(Debug, thiserror::Error)]
+pub enum ParityError {
+    /// A model could not be opened or run.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// An input image could not be read.
+    #[error(transparent)]
+    Data(#[from] vmunet_data::DataError),
+    /// The inputs asked for cannot be made.
+    #[error("{0}")]
+    Inputs(String),
+}
+
+/// What [`check_export`] compares.
+#[derive(Debug, Clone)]
+pub struct ParityJob {
+    /// The exported model.
+    pub model: PathBuf,
+    /// Seeded random inputs.
+    pub random: usize,
+    /// A folder of real images (preprocessed as `infer` does).
+    pub images: Option<PathBuf>,
+    /// At most this many of them.
+    pub max_images: usize,
+    /// Input size (H = W) for size-dynamic exports.
+    pub size: usize,
+    /// The largest max |logit diff| that passes.
+    pub threshold: f32,
+}
+
+/// Compares the export `job.model` with `reference` (a checkpoint in burn, with its label) in
+/// tract and ONNX Runtime, or, without a reference, ONNX Runtime with tract, on `job.random`
+/// random inputs and the images. A runtime that cannot open the file is reported as not run.
+pub fn check_export(
+    job: &ParityJob,
+    reference: Option<(Box<dyn Runtime>, String)>,
+) -> Result<ParityReport, ParityError> {
+    let file = crate::ModelFile::read(&job.model)?;
+    let dim = |i: usize| match file.input.dims.get(i) {
+        Some(crate::ModelDim::Fixed(v)) => Ok(*v),
+        Some(crate::ModelDim::Free(_)) if i >= 2 => Ok(job.size),
+        _ => Err(ParityError::Inputs(format!(
+            "{}: input dimension {i} is not fixed",
+            job.model.display()
+        ))),
+    };
+    let (c, h, w) = (dim(1)?, dim(2)?, dim(3)?);
+    let mut inputs = random_inputs(job.random, c, h, w);
+    if let Some(dir) = &job.images {
+        let files: Vec<PathBuf> = vmunet_data::image_files(std::slice::from_ref(dir))?
+            .into_iter()
+            .take(job.max_images)
+            .collect();
+        inputs.extend(image_inputs(&files, c, h, w)?);
+    }
+    if inputs.is_empty() {
+        return Err(ParityError::Inputs(
+            "no inputs: give --random N > 0 or --images DIR".into(),
+        ));
+    }
+    let open = |kind| {
+        let opts = crate::SessionOptions {
+            runtime: Some(kind),
+            ..Default::default()
+        };
+        crate::Session::open(&job.model, &opts)
+    };
+    let (mut reference, label, kinds) = match reference {
+        Some((rt, label)) => (
+            rt,
+            label,
+            vec![crate::RuntimeKind::Tract, crate::RuntimeKind::Ort],
+        ),
+        None => {
+            let tract = open(crate::RuntimeKind::Tract)?;
+            let label = tract.description();
+            (
+                Box::new(tract) as Box<dyn Runtime>,
+                label,
+                vec![crate::RuntimeKind::Ort],
+            )
+        }
+    };
+    let candidates = kinds
+        .into_iter()
+        .map(|kind| {
+            let rt = open(kind).map(|s| Box::new(s) as Box<dyn Runtime>);
+            (kind.as_str().to_string(), rt)
+        })
+        .collect();
+    Ok(check_parity(
+        &job.model.display().to_string(),
+        &label,
+        reference.as_mut(),
+        candidates,
+        &inputs,
+        job.threshold,
+    )?)
+}

@@ -1,6 +1,8 @@
 //! [`Segmenter`]: image in, mask out. Decode -> preprocess -> run -> activation -> resize back ->
-//! threshold / argmax -> mask and overlay, written atomically, with per-stage timing. `vmunet
-//! infer` and the watch-folder service both run images through it.
+//! threshold / argmax -> mask and overlay, with per-stage timing; [`OutputNames`] and
+//! [`Segmentation::write_images`] are the one way a segmentation becomes files (one naming
+//! rule, one PNG encoder, durable writes). `vmunet infer` and the watch-folder service both run
+//! images through it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,8 +10,8 @@ use std::time::Instant;
 
 use image::DynamicImage;
 use vmunet_data::{
-    activate, load_image, mask_from_probabilities, output_stem, overlay, preprocess,
-    save_png_atomic, Array, DataError, Mask, Preprocess,
+    activate, check_unique_stems, encode_png, image_files, load_image, mask_from_probabilities,
+    output_stem, overlay, preprocess, Array, DataError, Mask, Preprocess,
 };
 
 use crate::{Runtime, RuntimeError, Session};
@@ -73,6 +75,68 @@ pub struct Segmentation {
     pub mask: Mask,
     /// Stage times (postprocess without writing).
     pub timing: Timing,
+}
+
+/// The files one image's results are written to, named from its stem: `STEM_mask.png`,
+/// `STEM_overlay.png` and `STEM.json` (the record, where one is written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputNames {
+    stem: String,
+}
+
+impl OutputNames {
+    /// The names for an image file (its stem: `photo.jpg` -> `photo`).
+    pub fn for_image(path: &Path) -> Self {
+        Self::new(output_stem(path))
+    }
+
+    /// The names for a given stem.
+    pub fn new(stem: impl Into<String>) -> Self {
+        Self { stem: stem.into() }
+    }
+
+    /// The stem.
+    pub fn stem(&self) -> &str {
+        &self.stem
+    }
+
+    /// `STEM_mask.png`.
+    pub fn mask(&self) -> String {
+        format!("{}_mask.png", self.stem)
+    }
+
+    /// `STEM_overlay.png`.
+    pub fn overlay(&self) -> String {
+        format!("{}_overlay.png", self.stem)
+    }
+
+    /// `STEM.json`.
+    pub fn record(&self) -> String {
+        format!("{}.json", self.stem)
+    }
+}
+
+impl Segmentation {
+    /// Encodes the mask (grey PNG: 0/255, or class indices) and the overlay on `img`, and
+    /// writes both durably into `dir` under `names` ([`vmunet_fs::write_durable_output`]).
+    /// Returns (mask path, overlay path).
+    pub fn write_images(
+        &self,
+        img: &DynamicImage,
+        dir: &Path,
+        names: &OutputNames,
+    ) -> Result<(PathBuf, PathBuf), DataError> {
+        let mask_path = dir.join(names.mask());
+        let overlay_path = dir.join(names.overlay());
+        let mask = encode_png(&DynamicImage::ImageLuma8(self.mask.to_image()), &mask_path)?;
+        let over = encode_png(
+            &DynamicImage::ImageRgb8(overlay(img, &self.mask)),
+            &overlay_path,
+        )?;
+        vmunet_fs::write_durable_output(&mask_path, &mask)?;
+        vmunet_fs::write_durable_output(&overlay_path, &over)?;
+        Ok((mask_path, overlay_path))
+    }
 }
 
 /// What [`Segmenter::segment_to`] wrote for one image.
@@ -161,7 +225,7 @@ impl Segmenter {
     }
 
     /// Segments the decoded `img` read from `path` and writes `NAME_mask.png` and
-    /// `NAME_overlay.png` into `out` (each atomically: temporary file, then rename).
+    /// `NAME_overlay.png` into `out` ([`Segmentation::write_images`]).
     pub fn segment_to(
         &mut self,
         path: &Path,
@@ -173,14 +237,8 @@ impl Segmenter {
             source: Box::new(source),
         })?;
         let t = Instant::now();
-        let name = output_stem(path);
-        let mask_path = out.join(format!("{name}_mask.png"));
-        let overlay_path = out.join(format!("{name}_overlay.png"));
-        save_png_atomic(&DynamicImage::ImageLuma8(seg.mask.to_image()), &mask_path)?;
-        save_png_atomic(
-            &DynamicImage::ImageRgb8(overlay(img, &seg.mask)),
-            &overlay_path,
-        )?;
+        let (mask_path, overlay_path) =
+            seg.write_images(img, out, &OutputNames::for_image(path))?;
         let mut timing = seg.timing;
         timing.postprocess += t.elapsed().as_secs_f64();
         Ok(SegmentedFile {
@@ -199,6 +257,51 @@ impl Segmenter {
     pub fn segment_file(&mut self, path: &Path, out: &Path) -> Result<SegmentedFile, SegmentError> {
         let img = load_image(path)?;
         self.segment_to(path, &img, out)
+    }
+}
+
+/// Images to segment, decoded up front so that a bad one stops a run before any output is
+/// written.
+#[derive(Debug, Clone)]
+pub struct ImageSet {
+    /// Each file with its decoded image (EXIF orientation applied).
+    pub images: Vec<(PathBuf, DynamicImage)>,
+}
+
+impl ImageSet {
+    /// Expands `inputs` (files as named, folders to their images) and decodes every image;
+    /// two inputs that would write the same output names are refused.
+    pub fn load(inputs: &[PathBuf]) -> Result<Self, DataError> {
+        let files = image_files(inputs)?;
+        check_unique_stems(&files)?;
+        let images = files
+            .into_iter()
+            .map(|p| load_image(&p).map(|img| (p, img)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { images })
+    }
+}
+
+impl Segmenter {
+    /// Segments every image of `set` into `out` (created if missing), calling `each` after
+    /// each one; returns one row per image.
+    pub fn segment_set(
+        &mut self,
+        set: &ImageSet,
+        out: &Path,
+        mut each: impl FnMut(&SegmentedFile),
+    ) -> Result<Vec<SegmentedFile>, SegmentError> {
+        std::fs::create_dir_all(out).map_err(|source| DataError::Io {
+            path: out.to_path_buf(),
+            source,
+        })?;
+        let mut rows = Vec::with_capacity(set.images.len());
+        for (path, img) in &set.images {
+            let row = self.segment_to(path, img, out)?;
+            each(&row);
+            rows.push(row);
+        }
+        Ok(rows)
     }
 }
 

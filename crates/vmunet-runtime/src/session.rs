@@ -4,7 +4,10 @@ use std::path::Path;
 
 use vmunet_data::Array;
 
-use crate::{DeviceProfile, ModelDim, ModelFile, Runtime, RuntimeError, RuntimeKind, TractRuntime};
+use crate::{
+    default_input_size, DeviceProfile, ModelDim, ModelFile, Runtime, RuntimeError, RuntimeKind,
+    TractRuntime,
+};
 #[cfg(feature = "ort")]
 use crate::{OrtOptions, OrtRuntime};
 
@@ -20,12 +23,9 @@ pub struct SessionOptions {
     pub profile: Option<DeviceProfile>,
     /// Threads for ONNX Runtime's intra-op pool or tract's matrix products.
     pub threads: Option<usize>,
-}
-
-/// The input size (H = W) when none is asked for: the size the model was trained at, else the
-/// device profile's, else 256.
-pub fn default_input_size(trained: Option<usize>, profile: Option<&DeviceProfile>) -> usize {
-    trained.or(profile.map(|p| p.input_size)).unwrap_or(256)
+    /// Open ONNX Runtime with its profiler on, for [`Runtime::op_profile`] (tract times its
+    /// operators without it).
+    pub op_profile: bool,
 }
 
 /// An opened model: the runtime that runs it and what is known of its input.
@@ -55,13 +55,19 @@ impl Session {
     pub fn open(path: &Path, options: &SessionOptions) -> Result<Self, RuntimeError> {
         let file = ModelFile::read(path)?;
         let runtime: Box<dyn Runtime> = match &options.profile {
-            Some(profile) => match profile.runtime_kind() {
+            Some(profile) => match profile.runtime {
                 RuntimeKind::Tract => Box::new(TractRuntime::open_with_threads(
                     path,
                     profile.threads.unwrap_or(1),
                 )?),
                 #[cfg(feature = "ort")]
-                RuntimeKind::Ort => Box::new(OrtRuntime::open(path, &profile.ort_options())?),
+                RuntimeKind::Ort => Box::new(OrtRuntime::open(
+                    path,
+                    &OrtOptions {
+                        profile: ort_profiler(options),
+                        ..OrtOptions::for_profile(profile)
+                    },
+                )?),
                 #[cfg(not(feature = "ort"))]
                 RuntimeKind::Ort => return Err(no_ort()),
                 RuntimeKind::Burn => return Err(burn_needs_checkpoint()),
@@ -76,6 +82,7 @@ impl Session {
                     path,
                     &OrtOptions {
                         threads: options.threads,
+                        profile: ort_profiler(options),
                         ..Default::default()
                     },
                 )?),
@@ -182,6 +189,17 @@ impl Runtime for Session {
     fn run(&mut self, input: &Array) -> Result<Array, RuntimeError> {
         self.runtime.run(input)
     }
+    fn op_profile(&mut self, input: &Array, runs: usize) -> Result<crate::OpProfile, RuntimeError> {
+        self.runtime.op_profile(input, runs)
+    }
+}
+
+/// Where ONNX Runtime's profiler writes its trace when `options` ask for operator times.
+#[cfg(feature = "ort")]
+fn ort_profiler(options: &SessionOptions) -> Option<std::path::PathBuf> {
+    options
+        .op_profile
+        .then(|| std::env::temp_dir().join(format!("vmunet-ort-profile-{}", std::process::id())))
 }
 
 #[cfg(not(feature = "ort"))]

@@ -194,6 +194,10 @@ impl Runtime for TractRuntime {
         self.poison = poison;
         r
     }
+
+    fn op_profile(&mut self, input: &Array, runs: usize) -> Result<crate::OpProfile, RuntimeError> {
+        TractRuntime::op_profile(self, input, runs)
+    }
 }
 
 impl TractRuntime {

@@ -139,9 +139,7 @@ pub fn time_cross_scan(
 /// latency: the fastest of five ~20 ms chains (a chain the machine interrupts reads as a slower
 /// clock, which would flatter the cycle counts); `None` on targets without the measurement.
 pub fn clock_hz() -> Option<f64> {
-    (0..5)
-        .filter_map(|_| chain_hz(20_000_000))
-        .reduce(f64::max)
+    (0..5).filter_map(|_| chain_hz(20_000_000)).reduce(f64::max)
 }
 
 /// One chain of `n` dependent operations, timed: cycles per second.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use vmunet_onnx_ir::ScanForm;
+use vmunet_onnx_ir::{Precision, ScanForm};
 
 use crate::provider::{ArenaExtend, ConvAlgoSearch};
 use crate::RuntimeKind;
@@ -22,16 +22,24 @@ pub enum ProviderName {
     Tensorrt,
 }
 
-/// Numeric precision the target runs at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// float32 everywhere.
-    Fp32,
-    /// float16 kernels where the provider allows (TensorRT), float32 scan state.
-    Fp16,
-    /// int8 kernels (TensorRT, QDQ models).
-    Int8,
+impl ProviderName {
+    /// The name profiles use (`cpu`, `cuda`, `tensorrt`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Tensorrt => "tensorrt",
+        }
+    }
+
+    /// The name reports print (`CPU`, `CUDA`, `TensorRT`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "CPU",
+            Self::Cuda => "CUDA",
+            Self::Tensorrt => "TensorRT",
+        }
+    }
 }
 
 /// TensorRT settings.
@@ -77,12 +85,14 @@ pub struct DeviceProfile {
     /// Human-readable target name.
     pub name: String,
     /// `ort` or `tract`.
-    pub runtime: String,
+    #[serde(deserialize_with = "runtime_field")]
+    pub runtime: RuntimeKind,
     /// Execution providers in order of preference (ort only).
     #[serde(default = "default_providers")]
     pub providers: Vec<ProviderName>,
-    /// Precision.
-    #[serde(default = "default_precision")]
+    /// Precision the target computes at: `fp32`, or `fp16` / `int8` kernels where TensorRT
+    /// allows them (the scan's state stays float32).
+    #[serde(default = "default_precision", deserialize_with = "precision_field")]
     pub precision: Precision,
     /// CPU threads for the runtime (None: the runtime's default).
     pub threads: Option<usize>,
@@ -98,6 +108,12 @@ pub struct DeviceProfile {
     pub scan: ScanForm,
     /// Chunk length when `scan = "chunked"`.
     pub chunk: Option<usize>,
+    /// `scan = "chunked"`: the largest float32 intermediate of the scan, in MiB (bigger ones are
+    /// split, which bounds the runtime's peak memory); default: the exporter's.
+    pub chunk_memory_mb: Option<u64>,
+    /// The CPU architecture of the device (`x86_64` or `aarch64`), when the profile is for one
+    /// board: a bundle checks its binary against it.
+    pub arch: Option<String>,
     /// TensorRT options.
     pub tensorrt: Option<TensorRtSection>,
     /// CUDA options.
@@ -105,6 +121,25 @@ pub struct DeviceProfile {
     /// The memory the model may use on this device, in MiB (`vmunet bench --profile` reports
     /// the measured peak against it).
     pub memory_budget_mb: Option<usize>,
+    /// The file the profile was read from (None when parsed from text).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+fn runtime_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RuntimeKind, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse()
+        .map_err(|e| serde::de::Error::custom(format!("field `runtime`: {e}")))
+}
+
+fn precision_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.parse() {
+        Ok(p @ (Precision::Fp32 | Precision::Fp16 | Precision::Int8)) => Ok(p),
+        _ => Err(serde::de::Error::custom(format!(
+            "field `precision`: unknown precision `{s}` (expected fp32, fp16 or int8)"
+        ))),
+    }
 }
 
 fn scan_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ScanForm, D::Error> {
@@ -151,7 +186,9 @@ impl DeviceProfile {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        Self::parse(&text).map_err(err)
+        let mut profile = Self::parse(&text).map_err(err)?;
+        profile.path = Some(path.to_path_buf());
+        Ok(profile)
     }
 
     /// Parses and validates profile text.
@@ -161,17 +198,8 @@ impl DeviceProfile {
         Ok(p)
     }
 
-    /// The runtime this profile selects.
-    pub fn runtime_kind(&self) -> RuntimeKind {
-        self.runtime.parse().expect("validated")
-    }
-
     fn validate(&self) -> Result<(), String> {
-        let kind = self
-            .runtime
-            .parse::<RuntimeKind>()
-            .map_err(|e| format!("field `runtime`: {e}"))?;
-        if kind == RuntimeKind::Burn {
+        if self.runtime == RuntimeKind::Burn {
             return Err(
                 "field `runtime`: a device profile runs an ONNX file: `ort` or `tract`".into(),
             );
@@ -189,7 +217,7 @@ impl DeviceProfile {
                 "field `providers`: list at least one provider (cpu, cuda, tensorrt)".into(),
             );
         }
-        if self.runtime == "tract" && self.providers != [ProviderName::Cpu] {
+        if self.runtime == RuntimeKind::Tract && self.providers != [ProviderName::Cpu] {
             return Err(
                 "field `providers`: tract runs on the CPU only; use `providers = [\"cpu\"]`".into(),
             );
@@ -213,10 +241,9 @@ impl DeviceProfile {
         }
         if self.precision != Precision::Fp32 && !self.providers.contains(&ProviderName::Tensorrt) {
             return Err(format!(
-                "field `precision`: {:?} needs the tensorrt provider; CPU and CUDA run fp32 graphs",
+                "field `precision`: {} needs the tensorrt provider; cpu and cuda run fp32 graphs",
                 self.precision
-            )
-            .to_lowercase());
+            ));
         }
         if let Some(t) = &self.tensorrt {
             if t.workspace_mb == Some(0) {
@@ -251,6 +278,21 @@ impl DeviceProfile {
             if c.gpu_mem_limit_mb == Some(0) {
                 return Err("field `cuda.gpu_mem_limit_mb`: must be positive".into());
             }
+        }
+        if self.chunk_memory_mb.is_some() && self.scan != ScanForm::Chunked {
+            return Err("field `chunk_memory_mb`: only used with `scan = \"chunked\"`".into());
+        }
+        if self.chunk_memory_mb == Some(0) {
+            return Err("field `chunk_memory_mb`: must be positive".into());
+        }
+        if let Some(a) = self
+            .arch
+            .as_deref()
+            .filter(|a| !["x86_64", "aarch64"].contains(a))
+        {
+            return Err(format!(
+                "field `arch`: `{a}` is not a known architecture (x86_64 or aarch64)"
+            ));
         }
         if self.memory_budget_mb == Some(0) {
             return Err("field `memory_budget_mb`: must be positive".into());
@@ -287,15 +329,29 @@ impl DeviceProfile {
             .collect()
     }
 
-    /// ONNX Runtime options for this profile.
-    #[cfg(feature = "ort")]
-    pub fn ort_options(&self) -> crate::OrtOptions {
-        crate::OrtOptions {
-            providers: self.providers(),
-            threads: self.threads,
-            library: None,
-            profile: None,
-        }
+    /// The file it was read from, for messages (empty when parsed from text).
+    pub fn origin(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or(String::new(), |p| p.display().to_string())
+    }
+
+    /// Whether the profile runs on a GPU (it lists the CUDA or TensorRT provider).
+    pub fn uses_gpu(&self) -> bool {
+        self.providers
+            .iter()
+            .any(|p| matches!(p, ProviderName::Cuda | ProviderName::Tensorrt))
+    }
+
+    /// Whether TensorRT is among the providers (it compiles only standard operators, and its
+    /// int8 needs symmetric activations).
+    pub fn uses_tensorrt(&self) -> bool {
+        self.providers.contains(&ProviderName::Tensorrt)
+    }
+
+    /// The provider names in order of preference, as reports print them (`TensorRT > CUDA`).
+    pub fn provider_names(&self) -> Vec<&'static str> {
+        self.providers.iter().map(|p| p.name()).collect()
     }
 }
 
@@ -321,7 +377,8 @@ mod tests {
         assert!(n >= 4, "expected at least four profiles, found {n}");
         let nano = DeviceProfile::load(&devices().join("jetson-orin-nano.toml")).unwrap();
         assert_eq!(nano.providers[0], ProviderName::Tensorrt);
-        assert_eq!(nano.runtime_kind(), RuntimeKind::Ort);
+        assert_eq!(nano.runtime, RuntimeKind::Ort);
+        assert_eq!(nano.arch.as_deref(), Some("aarch64"));
     }
 
     #[test]
@@ -360,6 +417,9 @@ mod tests {
                 "fast",
             ),
             ("memory_budget_mb = 0\n", "memory_budget_mb"),
+            ("precision = \"mixed\"\n", "field `precision`"),
+            ("chunk_memory_mb = 64\n", "field `chunk_memory_mb`"),
+            ("arch = \"riscv64\"\n", "field `arch`"),
         ] {
             let e = DeviceProfile::parse(&format!("{base}{extra}")).unwrap_err();
             assert!(e.contains(needle), "`{extra}` -> {e}");
