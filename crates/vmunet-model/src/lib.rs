@@ -10,6 +10,7 @@ pub mod checkpoint;
 mod config;
 mod error;
 mod patch;
+pub mod source;
 mod ss2d;
 mod trace;
 mod vmunet;
@@ -18,6 +19,7 @@ mod vss;
 pub use config::{BlockWidth, StageShape, VmUnetConfig};
 pub use error::ModelError;
 pub use patch::{PatchEmbed2D, PatchExpand2D, PatchMerging2D};
+pub use source::{LoadedModel, ModelSource, Preset, SourceError};
 pub use ss2d::Ss2d;
 pub use trace::{ModulePath, NoTrace, Sink, Trace, Tracer};
 pub use vmunet::{OutputActivation, VmUnet};
@@ -25,3 +27,16 @@ pub use vss::{DropPath, VssBlock, VssLayer, VssLayerUp};
 
 /// The default CPU backend (burn-ndarray, f32).
 pub type CpuBackend = burn::backend::NdArray<f32>;
+
+/// A count with thousands separators (`27,427,561`), as parameter counts are printed.
+pub fn format_count(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}

@@ -7,10 +7,12 @@
 
 #![deny(missing_docs)]
 
+mod job;
 mod lower;
 
 use std::path::Path;
 
+pub use job::{export_to_file, ExportRequest, ExportSummary};
 use vmunet_model::{ModelError, OutputActivation, VmUnet, VmUnetConfig};
 use vmunet_onnx_ir::{Activation, InputSize, ModelMetadata, Precision};
 pub use vmunet_onnx_ir::{Model, ScanForm, CUSTOM_DOMAIN, CUSTOM_OP};

@@ -471,3 +471,78 @@ pub fn evaluate<B: Backend>(
         threshold: opts.threshold,
     })
 }
+
+impl<'a> RuntimeSource<'a> {
+    /// An opened exported model, with its output classes from the configuration it records.
+    pub fn for_session(session: &'a mut vmunet_runtime::Session) -> Result<Self, TrainError> {
+        let classes = output_classes(session)?;
+        Ok(Self {
+            runtime: session,
+            classes,
+        })
+    }
+}
+
+/// The number of output classes an exported model predicts (from its recorded config).
+fn output_classes(session: &vmunet_runtime::Session) -> Result<usize, TrainError> {
+    let file = session.file().ok_or_else(|| TrainError::Run {
+        path: session.label().into(),
+        reason: "not an ONNX session: no file information".into(),
+    })?;
+    let bad = |reason: &str| TrainError::Run {
+        path: file.path.clone(),
+        reason: reason.into(),
+    };
+    let cfg = file
+        .metadata
+        .config
+        .as_deref()
+        .ok_or_else(|| bad("no architecture config in the metadata"))?;
+    let cfg: vmunet_model::VmUnetConfig =
+        serde_json::from_str(cfg).map_err(|_| bad("unreadable architecture config"))?;
+    Ok(cfg.num_classes)
+}
+
+/// Evaluates a checkpoint (burn, CPU) on `data`; it is scored at the size it was trained at
+/// unless `opts.size` says otherwise. `progress` is called after each Synapse case.
+pub fn evaluate_checkpoint(
+    path: &Path,
+    data: &Path,
+    opts: &EvalOptions,
+    progress: impl FnMut(usize, usize),
+) -> Result<EvalReport, TrainError> {
+    use vmunet_model::{checkpoint, CpuBackend};
+    let device = Default::default();
+    let (model, info) = checkpoint::load::<CpuBackend>(path, &device)?;
+    let opts = EvalOptions {
+        size: opts.size.or(info.input_size),
+        ..opts.clone()
+    };
+    let label = path.display().to_string();
+    evaluate::<CpuBackend>(&mut &model, &label, data, &opts, &device, progress)
+}
+
+/// Evaluates an exported (or compressed) model in its session on `data`; a fixed-size export
+/// runs at its own size (a different `opts.size` is an error).
+pub fn evaluate_session(
+    session: &mut vmunet_runtime::Session,
+    data: &Path,
+    opts: &EvalOptions,
+    progress: impl FnMut(usize, usize),
+) -> Result<EvalReport, TrainError> {
+    use vmunet_runtime::Runtime as _;
+    let mut opts = opts.clone();
+    if session.fixed_size().is_some() {
+        opts.size = Some(session.input_size(opts.size)?.0);
+    }
+    let label = format!("{} ({})", session.label(), session.description());
+    let mut source = RuntimeSource::for_session(session)?;
+    evaluate::<vmunet_model::CpuBackend>(
+        &mut source,
+        &label,
+        data,
+        &opts,
+        &Default::default(),
+        progress,
+    )
+}

@@ -12,16 +12,21 @@
 
 #![deny(missing_docs)]
 
+mod backend;
 mod config;
 pub mod data;
 mod error;
 pub mod eval;
 pub mod loss;
+mod overrides;
 mod schedule;
+mod summary;
 mod train;
 
+pub use backend::{train_on, Backend};
 pub use config::{DatasetKind, LossKind, ModelSection, TrainConfig};
 pub use error::TrainError;
+pub use overrides::TrainOverrides;
 pub use schedule::cosine_lr;
 pub use train::{
     read_state, train, write_logs, EpochRecord, Observer, RunState, RunSummary, Silent,
