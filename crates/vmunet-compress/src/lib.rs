@@ -9,7 +9,12 @@
 //!   (ONNX Runtime, TensorRT) or QOperator form (tract's integer kernels), or weights only;
 //! - [`mod@sensitivity`]: which nodes cost accuracy when quantised, one at a time;
 //! - `prune` (feature `prune`): structured pruning of SS2D channels and states in a
-//!   checkpoint.
+//!   checkpoint, and `prune_checkpoint`: pruning, its provenance record and optional
+//!   fine-tuning in one call;
+//! - `report` (feature `report`): every compressed form of a checkpoint measured side by side;
+//! - for a device: [`check_for_profile`] and [`int8_for_target`] apply the device target's
+//!   check and int8 settings; [`CompressInput`] reads the model and the preprocessing its
+//!   calibration needs.
 //!
 //! Every step records itself in the model's metadata ([`vmunet_onnx_ir::CompressionStep`]).
 
@@ -17,22 +22,38 @@
 
 pub mod calib;
 pub mod fp16;
+mod input;
 pub mod int8;
 mod policy;
 #[cfg(feature = "prune")]
 pub mod prune;
+#[cfg(feature = "prune")]
+mod prune_job;
+#[cfg(feature = "report")]
+mod report;
+mod request;
 pub mod select;
 pub mod sensitivity;
+mod target;
+mod text;
 mod types;
 
 use std::path::PathBuf;
 
 pub use calib::{CalibrationSet, Method, Stats, ValueStats};
 pub use fp16::{to_fp16, Fp16Options, Fp16Report, KeepReason};
+pub use input::CompressInput;
 pub use int8::{quantize, ActivationType, Format, Int8Options, Int8Report};
 pub use policy::{scan_region, ScanRegion};
+#[cfg(feature = "prune")]
+pub use prune_job::{prune_checkpoint, FineTune, PruneJob, PruneOutcome};
+#[cfg(feature = "report")]
+pub use report::{compression_report, CompressionReport, Latency, ReportJob, ReportRow};
+pub use request::Int8Request;
 pub use select::Selection;
 pub use sensitivity::{sensitivity, NodeSensitivity};
+pub use target::{check_for_profile, int8_for_target};
+pub use text::{sensitivity_table, size_line};
 
 use vmunet_onnx_ir::{CompressionStep, Model, ModelMetadata, Precision};
 
@@ -73,6 +94,32 @@ pub enum CompressError {
     /// Running the model (calibration, sensitivity) failed.
     #[error(transparent)]
     Runtime(#[from] vmunet_runtime::RuntimeError),
+    /// An ONNX file cannot be read or written.
+    #[error(transparent)]
+    Onnx(#[from] vmunet_onnx_ir::OnnxFileError),
+    /// A file cannot be read or written.
+    #[error(transparent)]
+    Fs(#[from] vmunet_fs::FsError),
+    /// A checkpoint cannot be read or written.
+    #[cfg(feature = "prune")]
+    #[error(transparent)]
+    Checkpoint(#[from] vmunet_model::checkpoint::CheckpointError),
+    /// Fine-tuning or evaluating failed.
+    #[cfg(feature = "prune")]
+    #[error(transparent)]
+    Train(#[from] vmunet_train::TrainError),
+    /// A checkpoint or preset cannot be loaded.
+    #[cfg(feature = "report")]
+    #[error(transparent)]
+    Source(#[from] vmunet_model::SourceError),
+    /// Exporting a checkpoint failed.
+    #[cfg(feature = "report")]
+    #[error(transparent)]
+    Export(#[from] vmunet_onnx::ExportError),
+    /// The report's chart cannot be drawn or written.
+    #[cfg(feature = "report")]
+    #[error(transparent)]
+    Plot(#[from] vmunet_plot::PlotError),
 }
 
 /// The ops that mark a model as quantised already.
