@@ -18,6 +18,7 @@ pub mod bundle;
 mod elf;
 pub mod manifest;
 pub mod service;
+mod summary;
 pub mod triton;
 pub mod verify;
 
@@ -54,7 +55,10 @@ pub enum DeployError {
     Runtime(#[from] vmunet_runtime::RuntimeError),
     /// The device profile is not usable.
     #[error(transparent)]
-    Profile(#[from] vmunet_runtime::ProfileError),
+    Profile(#[from] vmunet_runtime::target::ProfileError),
+    /// An image or output file cannot be read, encoded or written.
+    #[error(transparent)]
+    Data(#[from] vmunet_data::DataError),
 }
 
 impl From<vmunet_fs::FsError> for DeployError {

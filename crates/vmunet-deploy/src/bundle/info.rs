@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use vmunet_runtime::{DeviceProfile, ProviderName, RuntimeKind};
+use vmunet_runtime::{DeviceProfile, RuntimeKind};
 
 use crate::elf::Arch;
 use crate::DeployError;
@@ -105,11 +105,7 @@ pub struct BundleReport {
 
 /// The versions a profile's target needs.
 pub fn expectations(profile: &DeviceProfile) -> Expectations {
-    let gpu = profile
-        .providers
-        .iter()
-        .any(|p| matches!(p, ProviderName::Cuda | ProviderName::Tensorrt));
-    match (profile.runtime_kind(), gpu) {
+    match (profile.runtime, profile.uses_gpu()) {
         (RuntimeKind::Ort, true) => Expectations {
             system: "JetPack 6.1 or 6.2 (L4T R36.4, Ubuntu 22.04, glibc 2.35); for JetPack 5 \
                      (glibc 2.31) build the binary with `make jetson-jp5`"

@@ -29,7 +29,7 @@ mod texts;
 use std::path::{Path, PathBuf};
 
 use vmunet_fs::sha256_file;
-use vmunet_onnx_ir::ScanForm;
+use vmunet_runtime::target::Severity;
 use vmunet_runtime::{uses_custom_scan, DeviceProfile, ModelFile, RuntimeKind};
 
 use crate::elf::Arch;
@@ -48,7 +48,7 @@ pub fn create_bundle(spec: &BundleSpec) -> Result<BundleReport, DeployError> {
     let models = collect_models(spec, &profile, &mut warnings)?;
     let ops = choose_ops_library(spec, &models, arch)?;
     let ort_lib = choose_ort_library(spec, arch)?;
-    if profile.runtime_kind() == RuntimeKind::Tract && ort_lib.is_some() {
+    if profile.runtime == RuntimeKind::Tract && ort_lib.is_some() {
         warnings.push(format!(
             "profile `{}` runs tract; the ONNX Runtime library is shipped but unused",
             profile.name
@@ -59,11 +59,11 @@ pub fn create_bundle(spec: &BundleSpec) -> Result<BundleReport, DeployError> {
         toolkit_version: TOOLKIT_VERSION.into(),
         created: crate::utc_timestamp(crate::unix_now()),
         profile: profile.name.clone(),
-        runtime: profile.runtime.clone(),
+        runtime: profile.runtime.to_string(),
         providers: profile
             .providers
             .iter()
-            .map(|p| format!("{p:?}").to_lowercase())
+            .map(|p| p.as_str().to_string())
             .collect(),
         arch,
         models,
@@ -82,8 +82,7 @@ pub fn create_bundle(spec: &BundleSpec) -> Result<BundleReport, DeployError> {
 }
 
 /// At least one model, a destination that may be written, a loadable profile and a binary
-/// whose architecture is known; warns when a Jetson profile gets a binary that is not
-/// aarch64.
+/// whose architecture is known; warns when the binary is not built for the profile's `arch`.
 fn check_inputs(spec: &BundleSpec) -> Result<(DeviceProfile, Arch, Vec<String>), DeployError> {
     if spec.models.is_empty() {
         return Err(DeployError::invalid(&spec.out, "give at least one --model"));
@@ -97,10 +96,10 @@ fn check_inputs(spec: &BundleSpec) -> Result<(DeviceProfile, Arch, Vec<String>),
     let profile = DeviceProfile::load(&spec.profile)?;
     let arch = Arch::of_file(&spec.binary)?;
     let mut warnings = Vec::new();
-    if profile.name.to_ascii_lowercase().contains("jetson") && arch != Arch::Aarch64 {
+    if let Some(want) = profile.arch.as_deref().filter(|a| *a != arch.to_string()) {
         warnings.push(format!(
-            "{}: the binary is {arch}, but profile `{}` is a Jetson (aarch64): build it with \
-             `make jetson` and pass --binary",
+            "{}: the binary is {arch}, but profile `{}` runs on {want}: build it for the \
+             device (`make jetson` for aarch64) and pass --binary",
             spec.binary.display(),
             profile.name
         ));
@@ -109,7 +108,7 @@ fn check_inputs(spec: &BundleSpec) -> Result<(DeviceProfile, Arch, Vec<String>),
 }
 
 /// Reads every model (names must differ), hashes it and describes it for `bundle.json`;
-/// warns about a model whose scan form is not the profile's.
+/// what the device target's check finds becomes a warning (an error stops the bundle).
 fn collect_models(
     spec: &BundleSpec,
     profile: &DeviceProfile,
@@ -126,7 +125,12 @@ fn collect_models(
                 format!("two models are named {name}; rename one"),
             ));
         }
-        warnings.extend(scan_form_warning(m, file.metadata.scan, profile));
+        for f in profile.check(&file.metadata) {
+            if f.severity == Severity::Error {
+                return Err(DeployError::invalid(m, f.message));
+            }
+            warnings.push(format!("{}: {f}", m.display()));
+        }
         models.push(BundledModel {
             file: format!("models/{name}"),
             sha256: sha256_file(m)?,
@@ -137,31 +141,6 @@ fn collect_models(
         });
     }
     Ok(models)
-}
-
-/// The warning for a model exported with a scan form other than the one `profile` asks for
-/// (none when the export does not record its form).
-fn scan_form_warning(
-    model: &Path,
-    scan: Option<ScanForm>,
-    profile: &DeviceProfile,
-) -> Option<String> {
-    let scan = scan?;
-    if scan == profile.scan {
-        return None;
-    }
-    Some(format!(
-        "{}: exported with --scan {scan}, but profile `{}` asks for `{}`{}",
-        model.display(),
-        profile.name,
-        profile.scan,
-        if profile.scan == ScanForm::Chunked && scan != ScanForm::Chunked {
-            " (TensorRT compiles only the chunked form whole; the rest falls \
-             back to CUDA / CPU)"
-        } else {
-            ""
-        }
-    ))
 }
 
 /// The custom-operator library to ship: the one given, else (a model needs it) the one

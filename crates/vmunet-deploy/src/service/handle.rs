@@ -8,9 +8,9 @@ use std::time::{Instant, SystemTime};
 
 use image::DynamicImage;
 use serde_json::json;
-use vmunet_data::{decode_image, output_stem, overlay};
+use vmunet_data::{decode_image, output_stem};
 use vmunet_fs::{failpoint, free_name, move_durable, sha256_hex, write_durable_output};
-use vmunet_runtime::{RuntimeError, Segmentation};
+use vmunet_runtime::{OutputNames, RuntimeError, Segmentation};
 
 use super::journal::{Event, ImageKey};
 use super::record::{
@@ -43,13 +43,6 @@ struct Images {
     mask: String,
     overlay: String,
     started: Instant,
-}
-
-fn png_bytes(img: &DynamicImage, path: &Path) -> Result<Vec<u8>, DeployError> {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut buf, image::ImageFormat::Png)
-        .map_err(|e| DeployError::invalid(path, format!("cannot encode PNG: {e}")))?;
-    Ok(buf.into_inner())
 }
 
 impl Service<'_> {
@@ -187,24 +180,15 @@ impl Service<'_> {
         }
     }
 
-    /// Encodes and durably writes `STEM_mask.png` and `STEM_overlay.png`.
+    /// Encodes and durably writes `STEM_mask.png` and `STEM_overlay.png` (the segmenter's
+    /// one output path: [`vmunet_runtime::Segmentation::write_images`]).
     fn write_images(&self, stem: &str, p: &Processed) -> Result<Images, DeployError> {
         let started = Instant::now();
-        let out = &self.opts.out;
-        let mask = format!("{stem}_mask.png");
-        let overlay_name = format!("{stem}_overlay.png");
-        let mask_path = out.join(&mask);
-        let overlay_path = out.join(&overlay_name);
-        let mask_png = png_bytes(&DynamicImage::ImageLuma8(p.seg.mask.to_image()), &mask_path)?;
-        let overlay_png = png_bytes(
-            &DynamicImage::ImageRgb8(overlay(&p.img, &p.seg.mask)),
-            &overlay_path,
-        )?;
-        write_durable_output(&mask_path, &mask_png)?;
-        write_durable_output(&overlay_path, &overlay_png)?;
+        let names = OutputNames::new(stem);
+        p.seg.write_images(&p.img, &self.opts.out, &names)?;
         Ok(Images {
-            mask,
-            overlay: overlay_name,
+            mask: names.mask(),
+            overlay: names.overlay(),
             started,
         })
     }
@@ -253,7 +237,7 @@ impl Service<'_> {
             finished: crate::utc_timestamp(now),
             toolkit_version: crate::TOOLKIT_VERSION.into(),
         };
-        let json_path = self.opts.out.join(format!("{stem}.json"));
+        let json_path = self.opts.out.join(OutputNames::new(stem).record());
         let text = serde_json::to_string_pretty(&record)
             .map_err(|e| DeployError::invalid(&json_path, format!("cannot encode: {e}")))?;
         write_durable_output(&json_path, format!("{text}\n").as_bytes())?;

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::json;
 use vmunet_data::output_stem;
 use vmunet_fs::{remove_stale_temporaries, sha256_file};
+use vmunet_runtime::OutputNames;
 
 use super::journal::{Event, ImageKey, Journal};
 use super::log::Log;
@@ -98,12 +99,13 @@ impl Service<'_> {
     /// written last, so this means the outputs are complete).
     fn complete_record(&self, stem: &str, sha: &str) -> Option<ImageRecord> {
         let out = &self.opts.out;
-        let record: ImageRecord = std::fs::read(out.join(format!("{stem}.json")))
+        let names = OutputNames::new(stem);
+        let record: ImageRecord = std::fs::read(out.join(names.record()))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())?;
         (record.sha256 == sha
-            && out.join(format!("{stem}_mask.png")).is_file()
-            && out.join(format!("{stem}_overlay.png")).is_file())
+            && out.join(names.mask()).is_file()
+            && out.join(names.overlay()).is_file())
         .then_some(record)
     }
 }

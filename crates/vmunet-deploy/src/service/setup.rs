@@ -129,7 +129,8 @@ pub(super) fn open_board(
     Ok(board)
 }
 
-/// Loads the model; a model that cannot be opened puts the board in state `error`.
+/// Loads the model (logging what the device target's check finds in it, with a profile); a
+/// model that cannot be opened puts the board in state `error`.
 pub(super) fn open_segmenter(
     opts: &ServeOptions,
     board: &StatusBoard,
@@ -146,6 +147,14 @@ pub(super) fn open_segmenter(
             return Err(e.into());
         }
     };
+    if let (Some(profile), Some(file)) = (session.profile(), session.file()) {
+        for f in profile.check(&file.metadata) {
+            opts.log.warn(
+                "the model does not suit the device profile",
+                json!({"severity": f.severity.to_string(), "finding": f.message}),
+            );
+        }
+    }
     Ok(Segmenter::new(
         session,
         &SegmenterOptions {

@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 
 use vmunet_onnx_ir::pb::tensor_proto::DataType;
-use vmunet_runtime::{uses_custom_scan, ModelDim, ModelFile, Provider, TensorRtOptions};
+use vmunet_runtime::target::{Provider, TensorRtOptions};
+use vmunet_runtime::{uses_custom_scan, ModelDim, ModelFile};
 
 use super::spec::TritonSpec;
 use crate::bundle::ORT_OPS_LIB;
@@ -71,7 +72,10 @@ pub fn config_text(
         .find(|p| matches!(p, Provider::TensorRt(_)))
     {
         tensorrt_accelerator(&mut c, t, spec, name);
-        warnings.extend(tensorrt_scan_warning(file));
+    }
+    // What the device target finds in the model (scan form, TensorRT and the custom op, ...).
+    if let Some(p) = &spec.profile {
+        warnings.extend(p.check(&file.metadata).into_iter().map(|f| f.message));
     }
     ort_parameters(&mut c, spec, &providers);
     model_operations(&mut c, file, name, spec);
@@ -227,16 +231,6 @@ fn tensorrt_accelerator(c: &mut String, t: &TensorRtOptions, spec: &TritonSpec, 
         );
     }
     c.push_str("      }\n    ]\n  }\n}\n");
-}
-
-/// The warning for a custom-scan model given to TensorRT (none for other models).
-fn tensorrt_scan_warning(file: &ModelFile) -> Option<String> {
-    uses_custom_scan(file).then(|| {
-        "TensorRT cannot run the custom scan operator: ONNX Runtime partitions the \
-         graph and runs SelectiveScan on the CPU (export with --scan chunked for a \
-         whole-TensorRT model)"
-            .into()
-    })
 }
 
 /// Model-level parameters of the ONNX Runtime back-end: threads and the CUDA provider's
