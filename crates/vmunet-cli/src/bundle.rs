@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use vmunet_deploy::verify::VerifyOptions;
 use vmunet_deploy::{create_bundle, verify_bundle, write_triton_repo, BundleSpec, TritonSpec};
-use vmunet_runtime::DeviceProfile;
 
 /// Arguments of `vmunet bundle`.
 #[derive(clap::Args)]
@@ -52,6 +51,7 @@ pub struct Args {
     out: PathBuf,
 }
 
+/// Runs `vmunet bundle`.
 pub fn run(a: Args) -> Result<()> {
     if a.triton {
         return triton(a);
@@ -75,37 +75,7 @@ pub fn run(a: Args) -> Result<()> {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    let info = &report.info;
-    println!(
-        "bundle {}: profile `{}` ({} {}), binary {}, {} model(s){}",
-        report.dir.display(),
-        info.profile,
-        info.runtime,
-        info.providers.join("+"),
-        info.arch,
-        info.models.len(),
-        if info.ort_ops {
-            ", custom-op library"
-        } else {
-            ""
-        }
-    );
-    for m in &info.models {
-        println!(
-            "  {}  scan {}  {}  sha256 {}",
-            m.file,
-            m.scan.as_deref().unwrap_or("-"),
-            m.input,
-            &m.sha256[..16]
-        );
-    }
-    println!(
-        "{} files, {:.1} MB, manifest {}; check it with `{}/run.sh verify`",
-        report.files,
-        report.bytes as f64 / 1e6,
-        vmunet_deploy::MANIFEST_FILE,
-        report.dir.display()
-    );
+    print!("{}", report.summary());
     Ok(())
 }
 
@@ -113,18 +83,10 @@ fn triton(a: Args) -> Result<()> {
     if a.name.is_some() && a.models.len() > 1 {
         bail!("--name names one model; give one --model");
     }
-    let profile = match &a.profile {
-        Some(p) => Some(DeviceProfile::load(p)?),
-        None => None,
-    };
+    let profile = crate::args::load_profile(a.profile.as_deref())?;
     let ort_ops = a.ort_ops.clone().or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|e| {
-                e.parent()
-                    .map(|d| d.join(vmunet_deploy::bundle::ORT_OPS_LIB))
-            })
-            .filter(|p| p.is_file())
+        let exe = std::env::current_exe().ok()?;
+        Some(exe.parent()?.join(vmunet_deploy::bundle::ORT_OPS_LIB)).filter(|p| p.is_file())
     });
     for model in &a.models {
         let r = write_triton_repo(&TritonSpec {
@@ -140,17 +102,7 @@ fn triton(a: Args) -> Result<()> {
         for w in &r.warnings {
             eprintln!("warning: {}: {w}", model.display());
         }
-        println!(
-            "triton model `{}`: {} (max_batch_size {}{})",
-            r.name,
-            r.config.display(),
-            r.max_batch_size,
-            if r.custom_op {
-                ", model_operations loads libvmunet_ort_ops.so"
-            } else {
-                ""
-            }
-        );
+        println!("{}", r.summary());
     }
     println!(
         "repository {}: tritonserver --model-repository {} (mounted at {})",
@@ -175,6 +127,7 @@ pub struct VerifyArgs {
     no_run: bool,
 }
 
+/// Runs `vmunet verify-bundle`.
 pub fn verify(a: VerifyArgs) -> Result<()> {
     let r = verify_bundle(
         &a.dir,
@@ -183,34 +136,8 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
             no_run: a.no_run,
         },
     )?;
-    for m in &r.models {
-        println!(
-            "model {}: opens in {} ({}) at {}x{}{}",
-            m.file,
-            m.runtime,
-            m.provider,
-            m.input.0,
-            m.input.1,
-            m.seconds
-                .map(|s| format!(", one forward pass {s:.3} s"))
-                .unwrap_or_default()
-        );
-    }
-    if let Some(arch) = r.arch {
-        if !r.runs_here {
-            println!(
-                "bin/vmunet is built for {arch}; this machine is {}: it runs on the device",
-                vmunet_deploy::host_arch()
-            );
-        }
-    }
+    print!("{}", r.summary());
     if r.ok() {
-        println!(
-            "bundle {}: OK ({} files match {})",
-            r.dir.display(),
-            r.files,
-            vmunet_deploy::MANIFEST_FILE
-        );
         return Ok(());
     }
     for p in &r.problems {

@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use vmunet_model::{checkpoint, CpuBackend};
-use vmunet_runtime::{Runtime, Session, SessionOptions};
-use vmunet_train::eval::{evaluate, EvalOptions, RuntimeSource};
+use vmunet_runtime::{Session, SessionOptions};
+use vmunet_train::eval::{evaluate_checkpoint, evaluate_session, EvalOptions};
 
 /// Arguments of `vmunet eval`.
 #[derive(clap::Args)]
@@ -51,8 +50,7 @@ pub struct Args {
 
 /// Runs `vmunet eval`.
 pub fn run(a: Args) -> Result<()> {
-    let device = Default::default();
-    let mut opts = EvalOptions {
+    let opts = EvalOptions {
         size: a.size,
         batch_size: a.batch_size,
         max_images: a.max_images,
@@ -60,39 +58,17 @@ pub fn run(a: Args) -> Result<()> {
     };
     let progress = |i, n| eprintln!("case {i}/{n}");
     let report = match (&a.checkpoint, &a.model) {
-        (Some(ck), _) => {
-            let (model, info) = checkpoint::load::<CpuBackend>(ck, &device)
-                .with_context(|| format!("loading {}", ck.display()))?;
-            // A checkpoint is scored at the size it was trained at unless --size says otherwise.
-            opts.size = opts.size.or(info.input_size);
-            let label = ck.display().to_string();
-            evaluate::<CpuBackend>(&mut &model, &label, &a.data, &opts, &device, progress)?
-        }
+        (Some(ck), _) => evaluate_checkpoint(ck, &a.data, &opts, progress)
+            .with_context(|| format!("evaluating {}", ck.display()))?,
         (None, Some(path)) => {
-            let profile = match &a.profile {
-                Some(p) => Some(vmunet_runtime::DeviceProfile::load(p)?),
-                None => None,
+            let options = SessionOptions {
+                runtime: a.runtime,
+                profile: crate::args::load_profile(a.profile.as_deref())?,
+                ..Default::default()
             };
-            let mut session = Session::open(
-                path,
-                &SessionOptions {
-                    runtime: a.runtime,
-                    profile,
-                    threads: None,
-                },
-            )
-            .with_context(|| format!("opening {}", path.display()))?;
-            if session.fixed_size().is_some() {
-                // A fixed-size export runs at its own size (a different --size is an error).
-                opts.size = Some(session.input_size(a.size)?.0);
-            }
-            let classes = output_classes(&session)?;
-            let label = format!("{} ({})", path.display(), session.description());
-            let mut source = RuntimeSource {
-                runtime: &mut session,
-                classes,
-            };
-            evaluate::<CpuBackend>(&mut source, &label, &a.data, &opts, &device, progress)?
+            let mut session = Session::open(path, &options)
+                .with_context(|| format!("opening {}", path.display()))?;
+            evaluate_session(&mut session, &a.data, &opts, progress)?
         }
         (None, None) => anyhow::bail!("give --checkpoint FILE or --model FILE.onnx"),
     };
@@ -103,20 +79,4 @@ pub fn run(a: Args) -> Result<()> {
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
-}
-
-/// The number of output classes an exported model predicts (from its recorded config).
-fn output_classes(session: &Session) -> Result<usize> {
-    let file = session
-        .file()
-        .context("an ONNX session has its file information")?;
-    let cfg = file.metadata.config.as_deref().with_context(|| {
-        format!(
-            "{}: no architecture config in the metadata",
-            file.path.display()
-        )
-    })?;
-    let cfg: vmunet_model::VmUnetConfig = serde_json::from_str(cfg)
-        .with_context(|| format!("{}: unreadable architecture config", file.path.display()))?;
-    Ok(cfg.num_classes)
 }

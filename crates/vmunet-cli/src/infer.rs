@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use image::DynamicImage;
 use indicatif::{ProgressBar, ProgressStyle};
-use vmunet_data::{check_unique_stems, image_files, load_image, write_atomic};
-use vmunet_runtime::{timing_csv, Runtime, Segmenter, SegmenterOptions};
+use vmunet_data::write_atomic;
+use vmunet_runtime::{timing_csv, ImageSet, Runtime, Segmenter, SegmenterOptions};
 
-use crate::util::{ensure_dir, EngineArgs};
+use crate::args::EngineArgs;
 
 /// Arguments of `vmunet infer`.
 #[derive(clap::Args)]
@@ -33,41 +32,31 @@ pub struct Args {
     csv: Option<PathBuf>,
 }
 
+/// Runs `vmunet infer`.
 pub fn run(a: Args) -> Result<()> {
-    let images = image_files(&a.images)?;
-    // Two inputs with the same name would overwrite each other's outputs.
-    check_unique_stems(&images)?;
     // Decode everything first: a bad image stops the run before any output is written.
-    let decoded: Vec<(PathBuf, DynamicImage)> = images
-        .into_iter()
-        .map(|p| load_image(&p).map(|img| (p, img)))
-        .collect::<Result<_, _>>()?;
+    let set = ImageSet::load(&a.images)?;
     let session = a.engine.open(None)?;
     let label = session.label().to_string();
     // A model that does not take this input fails here, before anything is written.
-    let mut segmenter = Segmenter::new(
-        session,
-        &SegmenterOptions {
-            size: a.size,
-            threshold: a.threshold,
-        },
-    )
-    .with_context(|| format!("{label} cannot run this input size"))?;
-    ensure_dir(&a.out)?;
-    let bar = ProgressBar::new(decoded.len() as u64);
+    let options = SegmenterOptions {
+        size: a.size,
+        threshold: a.threshold,
+    };
+    let mut segmenter = Segmenter::new(session, &options)
+        .with_context(|| format!("{label} cannot run this input size"))?;
+    let bar = ProgressBar::new(set.images.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} images, {per_sec}, eta {eta} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    if decoded.len() < 2 {
+    if set.images.len() < 2 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut rows = Vec::with_capacity(decoded.len());
-    for (path, img) in &decoded {
-        let row = segmenter.segment_to(path, img, &a.out)?;
+    let rows = segmenter.segment_set(&set, &a.out, |row| {
         bar.println(format!(
             "{}: {}x{} -> {} (foreground {:.1}%, model {:.3} s, total {:.3} s)",
-            path.display(),
+            row.image.display(),
             row.width,
             row.height,
             row.mask.display(),
@@ -75,9 +64,8 @@ pub fn run(a: Args) -> Result<()> {
             row.timing.inference,
             row.timing.total()
         ));
-        rows.push(row);
         bar.inc(1);
-    }
+    })?;
     bar.finish_and_clear();
     let csv_path = a.csv.clone().unwrap_or_else(|| a.out.join("timing.csv"));
     write_atomic(&csv_path, timing_csv(&rows).as_bytes())?;

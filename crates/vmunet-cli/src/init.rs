@@ -7,13 +7,13 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use vmunet_model::{checkpoint, CpuBackend};
 
-use crate::source::{group, Preset};
+use vmunet_model::Preset;
 
 /// Arguments of `vmunet init`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Configuration.
-    #[arg(long, value_enum, default_value = "paper")]
+    #[arg(long, value_enum, default_value_t = Preset::Paper)]
     preset: Preset,
     /// Output classes.
     #[arg(long, default_value_t = 1)]
@@ -33,10 +33,10 @@ pub fn run(a: Args) -> Result<()> {
     checkpoint::save(&model, &a.output)
         .with_context(|| format!("writing {}", a.output.display()))?;
     println!(
-        "wrote {} ({:?} preset, {} parameters, seed {})",
+        "wrote {} ({} preset, {} parameters, seed {})",
         a.output.display(),
         a.preset,
-        group(model.num_params()),
+        vmunet_model::format_count(model.num_params()),
         a.seed
     );
     Ok(())

@@ -4,11 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod args;
 mod bench;
 mod bundle;
 mod compress;
 #[cfg(feature = "full")]
-mod compress_report;
+mod compress_full;
 #[cfg(feature = "full")]
 mod eval;
 #[cfg(feature = "full")]
@@ -21,12 +22,9 @@ mod init;
 mod parity;
 mod serve;
 #[cfg(feature = "full")]
-mod source;
-#[cfg(feature = "full")]
 mod synth;
 #[cfg(feature = "full")]
 mod train;
-mod util;
 
 /// VM-UNet from checkpoint to point of care: inspect, run, segment and benchmark.
 #[derive(Parser)]

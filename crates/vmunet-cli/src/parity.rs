@@ -4,14 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use vmunet_data::image_files;
-use vmunet_runtime::{
-    check_parity, image_inputs, random_inputs, ModelDim, ModelFile, Runtime, RuntimeKind, Session,
-    SessionOptions,
-};
+use vmunet_runtime::{check_export, ParityJob};
 
 #[cfg(feature = "full")]
-use crate::source::ModelSource;
+use crate::args::SourceArgs;
 
 /// Arguments of `vmunet parity`.
 #[derive(clap::Args)]
@@ -20,7 +16,7 @@ pub struct Args {
     /// reference and ONNX Runtime is compared with it.
     #[cfg(feature = "full")]
     #[command(flatten)]
-    source: ModelSource,
+    source: SourceArgs,
     /// The exported ONNX model to check.
     #[arg(long, value_name = "model.onnx")]
     model: PathBuf,
@@ -44,74 +40,38 @@ pub struct Args {
     size: usize,
 }
 
-/// The reference runtime and its label: burn on the checkpoint when one is given.
-fn reference(a: &Args) -> Result<(Box<dyn Runtime>, String, bool)> {
-    #[cfg(feature = "full")]
-    if a.source.checkpoint.is_some() || a.source.preset.is_some() {
-        let loaded = a.source.load()?;
-        return Ok((
-            Box::new(vmunet_runtime::BurnRuntime::new(loaded.model)),
-            loaded.label,
-            true,
-        ));
-    }
-    let tract = Session::open(&a.model, &SessionOptions::default())?;
-    let label = tract.description();
-    Ok((Box::new(tract), label, false))
-}
-
+/// Runs `vmunet parity`.
 pub fn run(a: Args) -> Result<()> {
-    let file = ModelFile::read(&a.model)?;
-    let dim = |i: usize| match file.input.dims.get(i) {
-        Some(ModelDim::Fixed(v)) => Ok(*v),
-        Some(ModelDim::Free(_)) if i >= 2 => Ok(a.size),
-        _ => bail!("{}: input dimension {i} is not fixed", a.model.display()),
+    let job = ParityJob {
+        model: a.model.clone(),
+        random: a.random,
+        images: a.images.clone(),
+        max_images: a.max_images,
+        size: a.size,
+        threshold: a.threshold,
     };
-    let (c, h, w) = (dim(1)?, dim(2)?, dim(3)?);
-    // Inputs: seeded random tensors in the preprocessed range, then real images.
-    let mut inputs = random_inputs(a.random, c, h, w);
-    if let Some(dir) = &a.images {
-        let files: Vec<PathBuf> = image_files(std::slice::from_ref(dir))?
-            .into_iter()
-            .take(a.max_images)
-            .collect();
-        inputs.extend(image_inputs(&files, c, h, w)?);
-    }
-    if inputs.is_empty() {
-        bail!("no inputs: give --random N > 0 or --images DIR");
-    }
-    let (mut reference, label, burn) = reference(&a)?;
-    let kinds: &[RuntimeKind] = if burn {
-        &[RuntimeKind::Tract, RuntimeKind::Ort]
-    } else {
-        &[RuntimeKind::Ort]
+    #[cfg(feature = "full")]
+    let reference = match a.source.source() {
+        Some(source) => {
+            let loaded = source.load()?;
+            let rt = vmunet_runtime::BurnRuntime::new(loaded.model);
+            Some((
+                Box::new(rt) as Box<dyn vmunet_runtime::Runtime>,
+                loaded.label,
+            ))
+        }
+        None => None,
     };
-    let candidates = kinds
-        .iter()
-        .map(|&kind| {
-            let opts = SessionOptions {
-                runtime: Some(kind),
-                ..Default::default()
-            };
-            let rt = Session::open(&a.model, &opts).map(|s| Box::new(s) as Box<dyn Runtime>);
-            (kind.as_str().to_string(), rt)
-        })
-        .collect();
-    let report = check_parity(
-        &a.model.display().to_string(),
-        &label,
-        reference.as_mut(),
-        candidates,
-        &inputs,
-        a.threshold,
-    )?;
+    #[cfg(not(feature = "full"))]
+    let reference = None;
+    let report = check_export(&job, reference)?;
     println!(
         "parity: {} vs {} ({} inputs: {} random, {} images)",
         a.model.display(),
-        label,
-        inputs.len(),
+        report.reference,
+        report.inputs.len(),
         a.random,
-        inputs.len() - a.random
+        report.inputs.len() - a.random
     );
     print!("{}", report.markdown());
     if let Some(j) = &a.json {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use vmunet_deploy::service::log::{Log, LogFormat};
 use vmunet_deploy::service::stop_on_signals;
 use vmunet_deploy::{serve, ServeOptions};
-use vmunet_runtime::{DeviceProfile, RuntimeKind, SessionOptions};
+use vmunet_runtime::{RuntimeKind, SessionOptions};
 
 /// Arguments of `vmunet serve`.
 #[derive(clap::Args)]
@@ -62,19 +62,9 @@ pub struct Args {
     log_format: LogFormat,
 }
 
-fn pct(v: &[f64], q: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s.get(((s.len().max(1) - 1) as f64 * q).round() as usize)
-        .copied()
-        .unwrap_or(0.0)
-}
-
+/// Runs `vmunet serve`.
 pub fn run(a: Args) -> Result<()> {
-    let profile = match &a.profile {
-        Some(p) => Some(DeviceProfile::load(p)?),
-        None => None,
-    };
+    let profile = crate::args::load_profile(a.profile.as_deref())?;
     let stop = stop_on_signals().context("cannot install the SIGTERM / SIGINT handlers")?;
     let opts = ServeOptions {
         watch: a.watch,
@@ -84,6 +74,7 @@ pub fn run(a: Args) -> Result<()> {
             runtime: a.runtime,
             profile,
             threads: a.threads,
+            ..Default::default()
         },
         size: a.size,
         threshold: a.threshold,
@@ -96,22 +87,6 @@ pub fn run(a: Args) -> Result<()> {
             format: a.log_format,
         },
     };
-    let s = serve(&opts, stop)?;
-    let n = s.latencies.len();
-    println!(
-        "{} segmented, {} failed, {} already done, {} recovered ({} watcher)",
-        s.done, s.failed, s.skipped, s.recovered, s.watcher
-    );
-    if n > 0 {
-        println!(
-            "throughput {:.2} images/s over {:.1} s; arrival to mask p50 {:.3} s, p95 {:.3} s, max {:.3} s; model p50 {:.3} s",
-            n as f64 / s.busy_seconds.max(1e-9),
-            s.busy_seconds,
-            pct(&s.latencies, 0.5),
-            pct(&s.latencies, 0.95),
-            pct(&s.latencies, 1.0),
-            pct(&s.inference, 0.5)
-        );
-    }
+    print!("{}", serve(&opts, stop)?.summary());
     Ok(())
 }

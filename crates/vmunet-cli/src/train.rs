@@ -4,10 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::backend::Autodiff;
 use indicatif::{ProgressBar, ProgressStyle};
-use vmunet_model::CpuBackend;
-use vmunet_train::{EpochRecord, Observer, TrainConfig};
+use vmunet_train::{Backend, EpochRecord, Observer, TrainConfig, TrainOverrides};
 
 /// Arguments of `vmunet train`.
 #[derive(clap::Args)]
@@ -15,42 +13,8 @@ pub struct Args {
     /// Training configuration (TOML); every key has the paper's default.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Dataset folder (ISIC layout or Synapse npz/h5 layout).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Run folder: checkpoints (last.bpk, best.bpk), metrics.csv/json, curves.png.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Epochs.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Images per step.
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Channel widths of the four stages, e.g. 16,32,64,128 (the paper: 96,192,384,768).
-    #[arg(long, value_delimiter = ',')]
-    dims: Option<Vec<usize>>,
-    /// Input size (square; default 256 for ISIC, 224 for Synapse).
-    #[arg(long)]
-    image_size: Option<usize>,
-    /// Stop after this many optimizer steps in all.
-    #[arg(long)]
-    max_steps: Option<usize>,
-    /// Validate on at most this many images.
-    #[arg(long)]
-    max_val_images: Option<usize>,
-    /// Learning rate.
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Seed of every random choice.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Threads decoding and augmenting images.
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Initial weights: official VM-UNet or VMamba ImageNet .pth, or a vmunet checkpoint.
-    #[arg(long)]
-    init: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: TrainOverrides,
     /// Continue the run in --out from its last committed epoch.
     #[arg(long)]
     resume: bool,
@@ -58,74 +22,30 @@ pub struct Args {
     #[arg(long)]
     quiet: bool,
     /// Backend: cpu (ndarray), wgpu or cuda (CubeCL scan kernel; builds with `--features`).
-    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
-    backend: BackendKind,
-}
-
-/// Training backends.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum BackendKind {
-    /// burn-ndarray on the CPU.
-    Cpu,
-    /// burn-wgpu (Vulkan, Metal, DX12).
-    Wgpu,
-    /// burn-cuda (NVIDIA).
-    Cuda,
-}
-
-impl Args {
-    fn config(&self) -> Result<TrainConfig> {
-        let mut c = match &self.config {
-            Some(p) => TrainConfig::from_file(p)?,
-            None => TrainConfig::default(),
-        };
-        if let Some(v) = &self.data {
-            c.data = v.clone();
-        }
-        if let Some(v) = &self.out {
-            c.out = v.clone();
-        }
-        if let Some(v) = self.epochs {
-            c.epochs = v;
-        }
-        if let Some(v) = self.batch_size {
-            c.batch_size = v;
-        }
-        if let Some(v) = &self.dims {
-            c.model.dims = v.clone();
-        }
-        if self.image_size.is_some() {
-            c.image_size = self.image_size;
-        }
-        if self.max_steps.is_some() {
-            c.max_steps = self.max_steps;
-        }
-        if self.max_val_images.is_some() {
-            c.max_val_images = self.max_val_images;
-        }
-        if let Some(v) = self.lr {
-            c.lr = v;
-        }
-        if let Some(v) = self.seed {
-            c.seed = v;
-        }
-        if let Some(v) = self.workers {
-            c.workers = v;
-        }
-        if self.init.is_some() {
-            c.init = self.init.clone();
-        }
-        Ok(c)
-    }
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
 }
 
 /// Progress: a bar on a terminal; on a pipe or log file, a plain line every tenth of an epoch.
-struct Bars {
+pub struct Bars {
     quiet: bool,
     terminal: bool,
     bar: Option<ProgressBar>,
     epoch: (usize, usize),
     steps: usize,
+}
+
+impl Bars {
+    /// Progress on standard error (`quiet`: the per-epoch lines only).
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+            bar: None,
+            epoch: (0, 0),
+            steps: 0,
+        }
+    }
 }
 
 impl Observer for Bars {
@@ -167,28 +87,13 @@ impl Observer for Bars {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
-        let val = match (r.val_loss, r.val) {
-            (Some(l), Some(m)) => format!(
-                " val_loss {l:.4} DSC {:.4} mIoU {:.4} Acc {:.4} Sen {:.4} Spe {:.4}",
-                m.dsc, m.miou, m.acc, m.sen, m.spe
-            ),
-            _ => String::new(),
-        };
-        println!(
-            "epoch {:>3}: lr {:.2e} train_loss {:.4}{val} ({:.1} s, {:.1} img/s){}",
-            r.epoch,
-            r.lr,
-            r.train_loss,
-            r.seconds,
-            r.images_per_s,
-            if best { " *best" } else { "" }
-        );
+        println!("{}", r.summary(best));
     }
 }
 
-/// Runs `vmunet train` on the CPU backend (ndarray + autodiff).
+/// Runs `vmunet train` on the chosen backend.
 pub fn run(a: Args) -> Result<()> {
-    let cfg = a.config()?;
+    let cfg = TrainConfig::with_overrides(a.config.as_deref(), &a.overrides)?;
     let origin = a
         .config
         .as_ref()
@@ -198,61 +103,8 @@ pub fn run(a: Args) -> Result<()> {
         cfg.validate(&origin)?;
     }
     let out = cfg.out.clone();
-    let summary = run_config(cfg, a.resume, a.quiet, a.backend)?;
-    let s = &summary.state;
-    println!(
-        "run {}: {} epochs, {} steps; best epoch {}; checkpoints last.bpk, best.bpk; metrics.csv, curves.png",
-        out.display(),
-        s.epochs_done,
-        s.global_step,
-        s.best
-            .map(|(e, l)| format!("{e} (val_loss {l:.4})"))
-            .unwrap_or_else(|| "-".into())
-    );
+    let summary = vmunet_train::train_on(a.backend, cfg, a.resume, &mut Bars::new(a.quiet))
+        .with_context(|| format!("training run {}", out.display()))?;
+    println!("{}", summary.summary());
     Ok(())
-}
-
-/// Runs a training configuration on `backend` with progress output (also the fine-tuning of
-/// `vmunet compress prune`).
-pub fn run_config(
-    cfg: TrainConfig,
-    resume: bool,
-    quiet: bool,
-    backend: BackendKind,
-) -> Result<vmunet_train::RunSummary> {
-    let out = cfg.out.clone();
-    let mut obs = Bars {
-        quiet,
-        terminal: std::io::stderr().is_terminal(),
-        bar: None,
-        epoch: (0, 0),
-        steps: 0,
-    };
-    let summary = match backend {
-        BackendKind::Cpu => {
-            vmunet_train::train::<Autodiff<CpuBackend>>(cfg, resume, &Default::default(), &mut obs)
-        }
-        #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => vmunet_train::train::<Autodiff<burn::backend::Wgpu>>(
-            cfg,
-            resume,
-            &Default::default(),
-            &mut obs,
-        ),
-        #[cfg(feature = "cuda")]
-        BackendKind::Cuda => vmunet_train::train::<Autodiff<burn::backend::Cuda>>(
-            cfg,
-            resume,
-            &Default::default(),
-            &mut obs,
-        ),
-        #[allow(unreachable_patterns)]
-        other => anyhow::bail!(
-            "this vmunet was built without the {other:?} backend: rebuild with \
-             `cargo build --release -p vmunet-cli --features {}`",
-            format!("{other:?}").to_lowercase()
-        ),
-    }
-    .with_context(|| format!("training run {}", out.display()))?;
-    Ok(summary)
 }

@@ -1,0 +1,108 @@
+//! Arguments several commands share: which model runs where.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use vmunet_runtime::{DeviceProfile, RuntimeKind, Session, SessionOptions};
+
+/// Where a burn model comes from: a checkpoint file or a preset with fresh weights.
+#[cfg(feature = "full")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// Checkpoint: official PyTorch .pth, .safetensors, or a vmunet .bpk record.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Use a built-in configuration with freshly initialised weights instead.
+    #[arg(long, value_enum, conflicts_with = "checkpoint")]
+    pub preset: Option<vmunet_model::Preset>,
+    /// Classes for --preset.
+    #[arg(long, default_value_t = 1, requires = "preset")]
+    pub num_classes: usize,
+}
+
+#[cfg(feature = "full")]
+impl SourceArgs {
+    /// The source given, if any.
+    pub fn source(&self) -> Option<vmunet_model::ModelSource> {
+        match (&self.checkpoint, self.preset) {
+            (Some(path), _) => Some(vmunet_model::ModelSource::Checkpoint(path.clone())),
+            (None, Some(preset)) => Some(vmunet_model::ModelSource::Preset {
+                preset,
+                num_classes: self.num_classes,
+            }),
+            (None, None) => None,
+        }
+    }
+
+    /// Loads the model given.
+    pub fn load(&self) -> Result<vmunet_model::LoadedModel> {
+        let source = self
+            .source()
+            .context("give --checkpoint FILE or --preset NAME")?;
+        Ok(source.load()?)
+    }
+}
+
+/// What to run: a checkpoint in burn, or an exported ONNX file in tract / ONNX Runtime
+/// (chosen by `--runtime` or a device profile).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    #[cfg(feature = "full")]
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Exported ONNX model (run with --runtime tract|ort or a --profile).
+    #[cfg_attr(
+        feature = "full",
+        arg(long, value_name = "model.onnx", conflicts_with_all = ["checkpoint", "preset"])
+    )]
+    #[cfg_attr(
+        not(feature = "full"),
+        arg(long, value_name = "model.onnx", required = true)
+    )]
+    pub model: Option<PathBuf>,
+    /// Runtime: `tract` or `ort` for --model (default tract), `burn` for a checkpoint.
+    #[arg(long)]
+    pub runtime: Option<RuntimeKind>,
+    /// Device profile (devices/*.toml) choosing runtime, providers, precision, threads and
+    /// input size.
+    #[arg(
+        long,
+        value_name = "PROFILE.toml",
+        requires = "model",
+        conflicts_with = "runtime"
+    )]
+    pub profile: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    /// The session options these arguments and `threads` give (profiles set their own).
+    pub fn session_options(&self, threads: Option<usize>) -> Result<SessionOptions> {
+        Ok(SessionOptions {
+            runtime: self.runtime,
+            profile: load_profile(self.profile.as_deref())?,
+            threads,
+            ..Default::default()
+        })
+    }
+
+    /// Opens the model with the chosen runtime; `threads` sizes ONNX Runtime's intra-op pool
+    /// or tract's matrix-product pool (profiles set their own).
+    pub fn open(&self, threads: Option<usize>) -> Result<Session> {
+        let Some(path) = &self.model else {
+            if let Some(k) = self.runtime.filter(|k| *k != RuntimeKind::Burn) {
+                anyhow::bail!("--runtime {k} runs an exported ONNX file: give --model FILE.onnx");
+            }
+            #[cfg(feature = "full")]
+            return Ok(vmunet_runtime::BurnRuntime::session(self.source.load()?));
+            #[cfg(not(feature = "full"))]
+            anyhow::bail!("give --model FILE.onnx");
+        };
+        Session::open(path, &self.session_options(threads)?)
+            .with_context(|| format!("opening {}", path.display()))
+    }
+}
+
+/// Reads the device profile at `path`, if one is given.
+pub fn load_profile(path: Option<&std::path::Path>) -> Result<Option<DeviceProfile>> {
+    Ok(path.map(DeviceProfile::load).transpose()?)
+}
