@@ -2,12 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use burn::module::Module;
-use burn::tensor::backend::Backend;
-use vmunet_model::{checkpoint, CpuBackend};
-
-use vmunet_model::Preset;
+use anyhow::Result;
+use vmunet_model::{format_count, init_checkpoint, Preset};
 
 /// Arguments of `vmunet init`.
 #[derive(clap::Args)]
@@ -26,17 +22,14 @@ pub struct Args {
     output: PathBuf,
 }
 
+/// Runs `vmunet init`.
 pub fn run(a: Args) -> Result<()> {
-    let device = Default::default();
-    CpuBackend::seed(&device, a.seed);
-    let model = a.preset.config(a.num_classes).init::<CpuBackend>(&device)?;
-    checkpoint::save(&model, &a.output)
-        .with_context(|| format!("writing {}", a.output.display()))?;
+    let params = init_checkpoint(a.preset, a.num_classes, a.seed, &a.output)?;
     println!(
         "wrote {} ({} preset, {} parameters, seed {})",
         a.output.display(),
         a.preset,
-        vmunet_model::format_count(model.num_params()),
+        format_count(params),
         a.seed
     );
     Ok(())

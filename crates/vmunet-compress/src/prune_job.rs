@@ -29,23 +29,74 @@ pub struct FineTune {
     pub resume: bool,
 }
 
-/// What to prune and where to write it.
+/// What to prune and where to write it (usable as command-line arguments with the `clap`
+/// feature).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct PruneJob {
-    /// The checkpoint to prune.
+    /// The checkpoint to prune (.bpk, or an official .pth / .safetensors).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
     pub checkpoint: PathBuf,
-    /// Fraction of the target to remove, and what it measures.
+    /// Fraction of the target to remove, in (0, 1).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub ratio: f64,
-    /// Parameters or multiply-adds.
+    /// What the ratio measures: params or flops (multiply-adds at the training size).
+    #[cfg_attr(feature = "clap", arg(long, default_value = "params"))]
     pub target: Target,
-    /// Fraction of every block's states to remove as well.
+    /// Also remove this fraction of every block's states (d_state), in [0, 1).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.0))]
     pub state_ratio: f64,
     /// Input size the multiply-adds are counted at (default: the training size, else 256).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub size: Option<usize>,
-    /// Output checkpoint (the fine-tuned one with `finetune`).
+    /// Output checkpoint (the fine-tuned one with --finetune-data).
+    #[cfg_attr(feature = "clap", arg(short, long, value_name = "OUT.bpk"))]
     pub output: PathBuf,
-    /// Optional fine-tuning.
-    pub finetune: Option<FineTune>,
+    /// Fine-tune the pruned model on this dataset (ISIC layout) before writing OUT.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
+    pub finetune_data: Option<PathBuf>,
+    /// Fine-tuning epochs.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = 10, requires = "finetune_data")
+    )]
+    pub finetune_epochs: usize,
+    /// Fine-tuning learning rate (cosine to 1e-5 over the epochs).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = 3e-4, requires = "finetune_data")
+    )]
+    pub finetune_lr: f64,
+    /// Fine-tuning batch size.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value_t = 8, requires = "finetune_data")
+    )]
+    pub batch_size: usize,
+    /// Where the fine-tuning run lives (default: OUT without extension, then `-finetune`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "DIR", requires = "finetune_data")
+    )]
+    pub finetune_out: Option<PathBuf>,
+    /// Continue an interrupted fine-tuning run in the --finetune-out folder (the pruning
+    /// itself is deterministic and is redone).
+    #[cfg_attr(feature = "clap", arg(long, requires = "finetune_data"))]
+    pub resume: bool,
+}
+
+impl PruneJob {
+    /// The fine-tuning asked for (with a dataset), if any.
+    pub fn finetune(&self) -> Option<FineTune> {
+        Some(FineTune {
+            data: self.finetune_data.clone()?,
+            epochs: self.finetune_epochs,
+            lr: self.finetune_lr,
+            batch_size: self.batch_size,
+            run: self.finetune_out.clone(),
+            resume: self.resume,
+        })
+    }
 }
 
 /// What [`prune_checkpoint`] did.
@@ -83,7 +134,7 @@ impl std::str::FromStr for Target {
 }
 
 /// Prunes `job.checkpoint`, writes `job.output` with the step in its history, and with
-/// `job.finetune` fine-tunes it on the CPU (progress to `observer`) and writes the fine-tuned
+/// [`PruneJob::finetune`] fine-tunes it on the CPU (progress to `observer`) and writes the fine-tuned
 /// model (the run's `best.bpk`) in its place, the fine-tuning recorded in the same step.
 pub fn prune_checkpoint(
     job: &PruneJob,
@@ -112,7 +163,7 @@ pub fn prune_checkpoint(
     let mut history = info.history.clone();
     history.push(step.clone());
     checkpoint::save_with_history(&pruned, &job.output, trained, &history)?;
-    let Some(ft) = &job.finetune else {
+    let Some(ft) = job.finetune() else {
         return Ok(PruneOutcome {
             report,
             config: cfg,

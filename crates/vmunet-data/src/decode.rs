@@ -51,9 +51,23 @@ pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage, DataError
             .unwrap_or_default();
         Err(DataError::Image {
             path: path.to_path_buf(),
-            reason: format!("the {format:?} decoder failed (panic: {what})"),
+            reason: format!("the {} decoder failed (panic: {what})", format_name(format)),
         })
     })
+}
+
+/// The name people use for an image format (`JPEG`, `PNG`, `WebP`, ...).
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Png => "PNG",
+        ImageFormat::WebP => "WEBP",
+        ImageFormat::Gif => "GIF",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::Pnm => "PNM",
+        _ => "image",
+    }
 }
 
 /// Recognises the format of `bytes` (falling back on `path`'s extension) and checks their
@@ -76,7 +90,7 @@ pub fn check_image(path: &Path, bytes: &[u8]) -> Result<ImageFormat, DataError> 
     };
     checked.map_err(|reason| DataError::Corrupt {
         path: path.to_path_buf(),
-        format: format!("{format:?}").to_uppercase(),
+        format: format_name(format).into(),
         reason,
     })?;
     Ok(format)

@@ -19,7 +19,7 @@ mod vss;
 pub use config::{BlockWidth, StageShape, VmUnetConfig};
 pub use error::ModelError;
 pub use patch::{PatchEmbed2D, PatchExpand2D, PatchMerging2D};
-pub use source::{LoadedModel, ModelSource, Preset, SourceError};
+pub use source::{init_checkpoint, LoadedModel, ModelSource, Preset, SourceError};
 pub use ss2d::Ss2d;
 pub use trace::{ModulePath, NoTrace, Sink, Trace, Tracer};
 pub use vmunet::{OutputActivation, VmUnet};

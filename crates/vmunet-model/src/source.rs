@@ -69,6 +69,35 @@ pub enum SourceError {
     /// The preset's configuration cannot be built.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The checkpoint cannot be written.
+    #[error("writing {}", path.display())]
+    Save {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: CheckpointError,
+    },
+}
+
+/// `preset` with `num_classes` classes, freshly initialised from `seed` (the official
+/// initialisation) and saved as a checkpoint at `path`; returns its parameter count.
+pub fn init_checkpoint(
+    preset: Preset,
+    num_classes: usize,
+    seed: u64,
+    path: &std::path::Path,
+) -> Result<usize, SourceError> {
+    use burn::module::Module;
+    use burn::tensor::backend::Backend;
+    let device = Default::default();
+    CpuBackend::seed(&device, seed);
+    let model = preset.config(num_classes).init::<CpuBackend>(&device)?;
+    checkpoint::save(&model, path).map_err(|source| SourceError::Save {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(model.num_params())
 }
 
 /// A loaded model (burn, CPU) and where it came from.

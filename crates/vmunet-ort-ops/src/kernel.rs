@@ -52,7 +52,10 @@ fn shape_of(api: &OrtApi, value: *const OrtValue, what: &str) -> Result<(Vec<i64
             let mut ty = ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
             check(api, (api.GetTensorElementType)(info, &mut ty), what)?;
             if ty != ONNXTensorElementDataType::ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT {
-                return Err(format!("{what} is {ty:?}, expected float32"));
+                return Err(format!(
+                    "{what} is not float32 (ONNX element type {})",
+                    ty as i32
+                ));
             }
             let mut rank = 0usize;
             check(api, (api.GetDimensionsCount)(info, &mut rank), what)?;

@@ -74,7 +74,7 @@ impl Runtime for BurnRuntime {
             .into_vec::<f32>()
             .map_err(|e| RuntimeError::Backend {
                 runtime: "burn".into(),
-                message: format!("the output is not float32: {e:?}"),
+                message: format!("the output is not float32: {e}"),
             })?;
         Ok(Array { shape, data })
     }
