@@ -34,6 +34,8 @@ pub const CUSTOM_DOMAIN: &str = "ai.vmunet";
 /// `A (K D, S)`, `D (K D)`, `delta_bias (K D)`; output `y (N, H, W, D)` summed over the four
 /// directions, D skip included (`vmunet_scan::cross_scan_op` computes it).
 pub const CUSTOM_OP: &str = "SelectiveScan";
+/// The number of inputs of [`CUSTOM_OP`] (`u`, `delta`, `x_dbl`, `A`, `D`, `delta_bias`).
+pub const CUSTOM_OP_INPUTS: usize = 6;
 
 /// How the selective scan is written in the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

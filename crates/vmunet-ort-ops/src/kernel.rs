@@ -5,9 +5,8 @@ use ort_sys::{
     ONNXTensorElementDataType, OrtApi, OrtErrorCode, OrtKernelContext, OrtStatus,
     OrtTensorTypeAndShapeInfo, OrtValue,
 };
-use vmunet_onnx_ir::CUSTOM_OP;
+use vmunet_onnx_ir::{CUSTOM_OP, CUSTOM_OP_INPUTS};
 
-use crate::op::INPUTS;
 use crate::{api, check, status};
 
 /// Runs the operator; null on success, else an `OrtStatus` naming the problem. Never unwinds.
@@ -89,11 +88,11 @@ fn run(api: &OrtApi, context: *mut OrtKernelContext) -> Result<(), String> {
             "input count",
         )?;
     }
-    if count != INPUTS {
-        return Err(format!("takes {INPUTS} inputs, got {count}"));
+    if count != CUSTOM_OP_INPUTS {
+        return Err(format!("takes {CUSTOM_OP_INPUTS} inputs, got {count}"));
     }
-    let mut inputs = Vec::with_capacity(INPUTS);
-    for i in 0..INPUTS {
+    let mut inputs = Vec::with_capacity(CUSTOM_OP_INPUTS);
+    for i in 0..CUSTOM_OP_INPUTS {
         let what = format!("input {i}");
         let mut value: *const OrtValue = std::ptr::null();
         // SAFETY: as above; index < count.
@@ -129,7 +128,7 @@ fn run(api: &OrtApi, context: *mut OrtKernelContext) -> Result<(), String> {
         };
         inputs.push(Input { shape, data });
     }
-    let args: [(&[usize], &[f32]); INPUTS] =
+    let args: [(&[usize], &[f32]); CUSTOM_OP_INPUTS] =
         std::array::from_fn(|i| (inputs[i].shape.as_slice(), inputs[i].data));
     let (shape, y) = vmunet_scan::cross_scan_op(args).map_err(|e| e.to_string())?;
     let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();

@@ -8,12 +8,9 @@ use ort_sys::{
     OrtCustomOpInputOutputCharacteristic, OrtKernelContext, OrtKernelInfo, OrtMemType,
     OrtSessionOptions, OrtStatusPtr,
 };
-use vmunet_onnx_ir::{CUSTOM_DOMAIN, CUSTOM_OP};
+use vmunet_onnx_ir::{CUSTOM_DOMAIN, CUSTOM_OP, CUSTOM_OP_INPUTS};
 
 use crate::{check, kernel, API_VERSION};
-
-/// Inputs of the operator: `u`, `delta`, `x_dbl`, `A`, `D`, `delta_bias`.
-pub(crate) const INPUTS: usize = 6;
 
 /// The operator's name as a C string (`CUSTOM_OP` plus NUL).
 fn op_name() -> &'static CStr {
@@ -90,7 +87,7 @@ unsafe extern "system" fn get_float(_: *const OrtCustomOp, _: usize) -> ONNXTens
 }
 
 unsafe extern "system" fn input_count(_: *const OrtCustomOp) -> usize {
-    INPUTS
+    CUSTOM_OP_INPUTS
 }
 
 unsafe extern "system" fn output_count(_: *const OrtCustomOp) -> usize {

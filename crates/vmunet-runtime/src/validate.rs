@@ -392,7 +392,9 @@ fn check_operands(node: &NodeProto, consts: &HashMap<&str, Const>) -> Result<(),
 /// attributes; the parameters `A (4 D, S)`, `D (4 D)` and `delta_bias (4 D)` agree when they
 /// are constants.
 fn check_selective_scan(node: &NodeProto, consts: &HashMap<&str, Const>) -> Result<(), String> {
-    if node.input.len() != 6 || node.input.iter().any(String::is_empty) {
+    if node.input.len() != vmunet_onnx_ir::CUSTOM_OP_INPUTS
+        || node.input.iter().any(String::is_empty)
+    {
         return Err(format!(
             "takes 6 inputs (u, delta, x_dbl, A, D, delta_bias), has {:?}",
             node.input

@@ -38,7 +38,7 @@ impl EvalOp for SelectiveScan {
     not_out_of_plan!();
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(
-            inputs.len() == 6,
+            inputs.len() == vmunet_onnx_ir::CUSTOM_OP_INPUTS,
             "{ONNX_OP} takes 6 inputs, got {}",
             inputs.len()
         );
@@ -75,7 +75,7 @@ impl TypedOp for SelectiveScan {
     as_op!();
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(
-            inputs.len() == 6,
+            inputs.len() == vmunet_onnx_ir::CUSTOM_OP_INPUTS,
             "{ONNX_OP} takes 6 inputs, got {}",
             inputs.len()
         );
