@@ -9,7 +9,8 @@ use vmunet_model::CpuBackend;
 use vmunet_runtime::{count_macs, Runtime, RuntimeKind, Session, SessionOptions};
 use vmunet_train::eval::{evaluate, EvalOptions, EvalReport, RuntimeSource};
 
-use super::{Latency, ReportJob, ReportRow, Variant};
+use super::job::{Latency, ReportJob, ReportRow};
+use super::variants::Variant;
 use crate::{CalibrationSet, CompressError};
 
 fn open(path: &Path, runtime: RuntimeKind, threads: usize) -> Result<Session, CompressError> {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use vmunet_runtime::RuntimeKind;
 
-use super::{ReportJob, ReportRow};
+use super::job::{ReportJob, ReportRow};
 use crate::CompressError;
 
 /// The CPU and core count, for the report's header.
