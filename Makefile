@@ -7,6 +7,12 @@ SHARED ?= $(abspath ../shared)
 export VMUNET_SHARED ?= $(SHARED)
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/vmunet
 BIN := $(CARGO_TARGET_DIR)/release/vmunet
+# Every debug build of the workspace goes through this one command: the same packages, hence the
+# same dependency features, so the binary, the tests and the libraries share one compilation
+# (a `-p vmunet-cli` build resolves features differently and recompiles burn, tract and more).
+BUILD_ALL := $(CARGO) build --workspace --all-targets
+# Each phase of `make test` is timed (build/phases.tsv; .ci/run prints the table).
+PHASE := $(abspath mk/phase.sh)
 DEMO_OUT ?= demo-out
 # Python tools used only by tests: the reference ONNX checker and ONNX Runtime.
 VENV := build/venv
@@ -52,17 +58,20 @@ $(VENV)/.triton-ok: | $(VENV)/.ok
 venv: $(VENV)/.ok $(VENV)/.triton-ok
 
 # Unit tests beside the code, fixture parity, CLI end-to-end tests (tests/: they drive the binary
-# and libvmunet_ort_ops.so, built first), then the CubeCL
-# scan kernel against the host scan on burn-wgpu over lavapipe, and the CUDA build (no GPU here:
-# it must compile so GPU code cannot rot unseen).
-test: toolchain venv hdf5 lavapipe
-	$(CARGO) fmt --all -- --check
-	$(CARGO) build -p vmunet-cli -p vmunet-ort-ops
-	VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace
+# and libvmunet_ort_ops.so, which the build makes first), then the deployment build, the aarch64
+# build under qemu, the CubeCL scan kernel against the host scan on burn-wgpu over lavapipe, and
+# the CUDA build (no GPU here: it must compile so GPU code cannot rot unseen). Every x86 build
+# shares one target folder ($(CARGO_TARGET_DIR)): the deployment, kernel and CUDA builds reuse the
+# dependencies they have in common with the main build. README "Testing" has the budget.
+test: toolchain
+	$(PHASE) setup $(MAKE) --no-print-directory venv hdf5 lavapipe
+	$(PHASE) fmt $(CARGO) fmt --all -- --check
+	$(PHASE) build $(BUILD_ALL)
+	$(PHASE) workspace-tests env VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory test-deploy
 	$(MAKE) --no-print-directory test-jetson
 	$(MAKE) --no-print-directory test-kernel
-	CARGO_TARGET_DIR=$(KERNEL_TARGET_DIR) $(CARGO) check -p vmunet-cli --features cuda
+	$(PHASE) cuda-check $(CARGO) check -p vmunet-cli --features cuda
 
 # The binary against the libonnxruntime.so of ONNX Runtime 1.20.1, 1.23.2 and $(ORT_VERSION) (wheels
 # fetched once into build/ort/): forward matches tract within 1e-4 for every golden form, 1.19.2 is
@@ -70,32 +79,35 @@ test: toolchain venv hdf5 lavapipe
 # VMUNET_BIN picks the binary (default: the debug build).
 VMUNET_BIN ?= $(BIN_DEBUG)
 test-ort-matrix: toolchain venv
-	$(if $(filter $(BIN_DEBUG),$(VMUNET_BIN)),$(CARGO) build -p vmunet-cli)
+	$(if $(filter $(BIN_DEBUG),$(VMUNET_BIN)),$(BUILD_ALL))
 	VMUNET_BIN=$(VMUNET_BIN) ORT_VERSION=$(ORT_VERSION) PYTHON=$(VENV)/bin/python tests/ort-matrix.sh
 
 # The deployment build (`--no-default-features --features deploy`: infer, forward, bench, parity
-# between runtimes, info; tract and ONNX Runtime; no burn, no training, no HDF5), in its own
-# target folder so it never replaces the full binary: its dependency tree must hold no burn,
-# training or HDF5 crate, and the binary must reproduce the golden logits in tract and in every
-# ONNX Runtime of the matrix.
+# between runtimes, info; tract and ONNX Runtime; no burn, no training, no HDF5): its dependency
+# tree must hold no burn, training or HDF5 crate, and the binary must reproduce the golden
+# logits in tract and in every ONNX Runtime of the matrix. It builds in the shared target folder
+# (what it has in common with the full build is compiled once) and is copied to $(DEPLOY_BIN) at
+# once; target/debug/vmunet is the full binary again after the next $(BUILD_ALL), which is fresh
+# and only puts it back.
 # With ONNX Runtime's CUDA and TensorRT providers compiled in (no GPU here: they must build, and
 # with PyPI's CPU-only library the CPU provider runs).
 DEPLOY_FEATURES := deploy,ort-cuda,ort-tensorrt
-DEPLOY_TARGET_DIR ?= $(HOME)/.cache/vmunet/target-deploy
-DEPLOY_BIN := $(DEPLOY_TARGET_DIR)/debug/vmunet
+DEPLOY_BIN := build/bin/deploy/vmunet
 test-deploy: toolchain venv
 	@if $(CARGO) tree -p vmunet-cli --no-default-features --features $(DEPLOY_FEATURES) -e normal --prefix none \
 	    | grep -E '^(burn|vmunet-(model|train|onnx) |hdf5)' ; then \
 	  echo "test-deploy: the deployment build depends on the crates above" >&2; exit 1; \
 	else echo "test-deploy: no burn, training, exporter or HDF5 crate in the deployment build"; fi
-	CARGO_TARGET_DIR=$(DEPLOY_TARGET_DIR) $(CARGO) build -p vmunet-cli --no-default-features --features $(DEPLOY_FEATURES)
-	VMUNET_BIN=$(DEPLOY_BIN) ORT_VERSION=$(ORT_VERSION) PYTHON=$(VENV)/bin/python tests/ort-matrix.sh
+	$(PHASE) deploy-build $(CARGO) build -p vmunet-cli --no-default-features --features $(DEPLOY_FEATURES)
+	@mkdir -p $(dir $(DEPLOY_BIN)) && cp $(BIN_DEBUG) $(DEPLOY_BIN)
+	$(PHASE) deploy-ort-matrix env VMUNET_BIN=$(abspath $(DEPLOY_BIN)) ORT_VERSION=$(ORT_VERSION) PYTHON=$(VENV)/bin/python tests/ort-matrix.sh
 
 lint: toolchain hdf5
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	CARGO_TARGET_DIR=$(KERNEL_TARGET_DIR) $(CARGO) clippy -p vmunet-scan --features wgpu --all-targets -- -D warnings
-	CARGO_TARGET_DIR=$(KERNEL_TARGET_DIR) $(CARGO) clippy -p vmunet-cli --features cuda -- -D warnings
+	$(CARGO) clippy -p vmunet-cli --no-default-features --features $(DEPLOY_FEATURES) -- -D warnings
+	$(CARGO) clippy -p vmunet-scan --features wgpu --all-targets -- -D warnings
+	$(CARGO) clippy -p vmunet-cli --features cuda -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -190,3 +202,18 @@ bench-serve: build venv
 	  $(VENV)/bin/python tests/bench_serve.py $(BIN) $$d/ref-custom.onnx $(SHARED)/data/isic2017-fullres/images \
 	    --runtime $$rt --table build/bench-serve-$$rt.md; echo; \
 	done
+
+# CI as a new machine runs it (README "Testing"): `.ci/run` in a fresh clone of HEAD beside
+# ../shared, with an empty cargo registry (CARGO_HOME), empty target folders, no build/ and no
+# pip cache. System packages (apt) and the Rust toolchain stay as installed. Prints the phase
+# table; the folder is removed afterwards (KEEP=1 keeps it).
+.PHONY: ci-cold
+ci-cold:
+	@set -u; d=$$(mktemp -d "$${TMPDIR:-/tmp}/vmunet-ci-cold.XXXXXX"); \
+	git clone -q . "$$d/repo" && ln -s "$(SHARED)" "$$d/shared" && mkdir -p "$$d/cargo-home"; \
+	echo "ci-cold: $$d (commit $$(git rev-parse --short HEAD))"; \
+	( cd "$$d/repo" && env -u ORT_DYLIB_PATH -u VMUNET_PYTHON -u VMUNET_SHARED -u MAKEFLAGS -u MAKELEVEL \
+	    CARGO_HOME="$$d/cargo-home" CARGO_TARGET_DIR="$$d/target" JETSON_TARGET_DIR="$$d/target-aarch64" \
+	    PIP_NO_CACHE_DIR=1 PHASE_LOG="$$d/phases.tsv" CI=true bash .ci/run ); rc=$$?; \
+	mkdir -p build && cp "$$d/phases.tsv" build/phases-ci-cold.tsv 2>/dev/null || true; \
+	if [ "$(KEEP)" = 1 ]; then echo "ci-cold: kept $$d"; else rm -rf "$$d"; fi; exit $$rc

@@ -52,10 +52,11 @@ $(JETSON_ORT_DIR)/.ok: | $(VENV)/.ok
 
 # The NEON scan kernels' tests (the scan crate's test binaries under qemu, through the runner in
 # .cargo/config.toml), then the aarch64 binary against the x86 one (tests/jetson-qemu.sh).
-test-jetson: jetson $(JETSON_ORT_DIR)/.ok
-	CARGO_TARGET_DIR=$(JETSON_TARGET_DIR) $(CARGO) test --target $(JETSON_TARGET) -p vmunet-scan
-	$(if $(filter $(BIN_DEBUG),$(X86_BIN)),$(CARGO) build -p vmunet-cli)
-	JETSON_BIN=$(JETSON_BIN) JETSON_OPS=$(JETSON_OPS) X86_BIN=$(X86_BIN) PYTHON=$(VENV)/bin/python \
+test-jetson: jetson-toolchain $(JETSON_ORT_DIR)/.ok
+	$(PHASE) jetson-build $(MAKE) --no-print-directory jetson
+	$(PHASE) jetson-scan-tests env CARGO_TARGET_DIR=$(JETSON_TARGET_DIR) $(CARGO) test --target $(JETSON_TARGET) -p vmunet-scan
+	$(if $(filter $(BIN_DEBUG),$(X86_BIN)),$(BUILD_ALL))
+	$(PHASE) jetson-qemu env JETSON_BIN=$(JETSON_BIN) JETSON_OPS=$(JETSON_OPS) X86_BIN=$(X86_BIN) PYTHON=$(VENV)/bin/python \
 	  ORT_AARCH64=$$(ls $(abspath $(JETSON_ORT_DIR))/libonnxruntime.so.* | head -n 1) tests/jetson-qemu.sh
 
 # Stock Python ONNX Runtime at paper size, one run: the standard-op export (what any ONNX Runtime

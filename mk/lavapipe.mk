@@ -6,15 +6,14 @@
 #   make test-kernel   runs crates/vmunet-scan/tests/cube_kernel.rs (burn-wgpu) on lavapipe
 #
 # On a machine with a real Vulkan GPU, `make test-kernel USE_LAVAPIPE=0` uses the system's
-# drivers instead. The kernel build goes to its own target directory (vmunet-scan with the
-# `wgpu` feature), so it does not invalidate the main build.
+# drivers instead. The kernel build (vmunet-scan with the `wgpu` feature) shares the main target
+# folder: its own units sit beside the main build's, which stay fresh.
 LAVAPIPE_DIR := $(abspath build/lavapipe)
 # Where the system's Vulkan ICD manifests live (point elsewhere to force the user-local path).
 LAVAPIPE_SYSTEM_ICD ?= /usr/share/vulkan/icd.d
 LAVAPIPE_PKGS ?= mesa-vulkan-drivers libvulkan1
 LAVAPIPE_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 USE_LAVAPIPE ?= 1
-KERNEL_TARGET_DIR ?= $(HOME)/.cache/vmunet/target-wgpu
 LAVAPIPE_ORIG_LD_PATH := $(LD_LIBRARY_PATH)
 LIBDIR_TRIPLE := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 
@@ -66,4 +65,4 @@ endif
 
 test-kernel: toolchain
 	@echo "test-kernel: VK_ICD_FILENAMES=$${VK_ICD_FILENAMES:-<system drivers>}"
-	CARGO_TARGET_DIR=$(KERNEL_TARGET_DIR) $(CARGO) test -p vmunet-scan --features wgpu --test cube_kernel -- --nocapture
+	$(PHASE) kernel-test $(CARGO) test -p vmunet-scan --features wgpu --test cube_kernel -- --nocapture

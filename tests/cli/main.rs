@@ -11,6 +11,7 @@ mod help;
 mod infer;
 mod info;
 mod init;
+mod mutation;
 mod ort_ops;
 mod parity;
 mod profile;

@@ -121,7 +121,7 @@ fn bad_values_name_the_key() {
 
 #[test]
 fn the_onnx_readme_documents_every_key() {
-    let readme = include_str!("../../../onnx/README.md");
+    let readme = include_str!("../../../../onnx/README.md");
     for (k, _) in keys::ALL {
         assert!(
             readme.contains(&format!("`{k}`")),

@@ -1,11 +1,9 @@
 //! Parity with the official PyTorch VM-UNet on the `official-small` fixtures.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use burn::tensor::Tensor;
-use common::*;
 use vmunet_model::{checkpoint, CpuBackend, Trace, VmUnet};
 use vmunet_scan::{CpuScan, ReferenceScan, ScanDims, ScanInputs, SelectiveScan};
 

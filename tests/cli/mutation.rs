@@ -390,8 +390,33 @@ fn encode_images(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
-#[test]
-fn malformed_files_never_panic_hang_or_leave_partial_output() {
+/// The checks every kind ends with: nothing failed, and some mutations were refused (a
+/// corruption that is never noticed means the mutations did not reach the loader).
+fn conclude(what: &str, start: Instant, tallies: &[Tally], failures: &[String], cli: &str) {
+    let summary: Vec<String> = tallies.iter().map(ToString::to_string).collect();
+    eprintln!(
+        "mutation summary, {what} ({:.1} s): {}; vmunet forward: {cli}",
+        start.elapsed().as_secs_f64(),
+        summary.join("; ")
+    );
+    for t in tallies {
+        eprintln!("  {}: {:?}", t.kind, t.by_error);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of the mutated cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    for t in tallies {
+        assert!(t.errors > 0, "{t}: no mutation was refused");
+    }
+}
+
+/// Mutated copies of the golden model `name` (seed offset `k`) in tract and, when available,
+/// ONNX Runtime; then `vmunet forward` on a few of them (three that decode but are refused, one
+/// that does not decode).
+fn onnx_models(name: &'static str, k: u64) {
     let start = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let input = vmunet_data::read_npy(&golden("tiny-input.npy")).unwrap();
@@ -400,51 +425,58 @@ fn malformed_files_never_panic_hang_or_leave_partial_output() {
         eprintln!("SKIP: ONNX Runtime cases (ORT_DYLIB_PATH is not set; `make test` sets it)");
     }
     let mut failures = Vec::new();
-    let mut tallies = Vec::new();
+    let original = std::fs::read(golden(name)).unwrap();
+    let focus = onnx_structure(&original);
+    let muts = mutations(original.len(), &focus, 150, 0x5eed_0000 + k);
+    let mut tally = Tally::new(name);
+    let seen = run_all(
+        &mut tally,
+        &mut failures,
+        dir.path(),
+        name,
+        &original,
+        &muts,
+        |p| {
+            let input = input.clone();
+            Box::new(move || onnx_case(p, input, ort))
+        },
+    );
+    // For the binary: mutations that decode but that tract refuses (validation or a contained
+    // panic), and one that fails to decode.
     let mut cli_candidates: Vec<(String, Vec<u8>)> = Vec::new();
-
-    for (k, name) in ["tiny-scan.onnx", "tiny-custom.onnx"]
-        .into_iter()
-        .enumerate()
-    {
-        let original = std::fs::read(golden(name)).unwrap();
-        let focus = onnx_structure(&original);
-        let muts = mutations(original.len(), &focus, 150, 0x5eed_0000 + k as u64);
-        let mut tally = Tally::new(if k == 0 {
-            "tiny-scan.onnx"
+    let (mut decodable, mut undecodable) = (0, 0);
+    for (m, o) in &seen {
+        let Outcome::Error(e) = o else { continue };
+        let not_onnx = e.contains("read:not-onnx");
+        let slot = if not_onnx {
+            &mut undecodable
         } else {
-            "tiny-custom.onnx"
-        });
-        let seen = run_all(
-            &mut tally,
-            &mut failures,
-            dir.path(),
-            name,
-            &original,
-            &muts,
-            |p| {
-                let input = input.clone();
-                Box::new(move || onnx_case(p, input, ort))
-            },
-        );
-        // For the binary: mutations that decode but that tract refuses (validation or a
-        // contained panic), and a few that fail to decode.
-        let (mut decodable, mut undecodable) = (0, 0);
-        for (m, o) in &seen {
-            let Outcome::Error(e) = o else { continue };
-            let slot = if e.contains("read:not-onnx") {
-                &mut undecodable
-            } else {
-                &mut decodable
-            };
-            if *slot < if e.contains("read:not-onnx") { 1 } else { 3 } {
-                *slot += 1;
-                cli_candidates.push((format!("{name}, {m}"), m.apply(&original)));
-            }
+            &mut decodable
+        };
+        if *slot < if not_onnx { 1 } else { 3 } {
+            *slot += 1;
+            cli_candidates.push((format!("{name}, {m}"), m.apply(&original)));
         }
-        tallies.push(tally);
     }
+    let cli = cli_checks(dir.path(), &cli_candidates, &mut failures);
+    conclude(name, start, &[tally], &failures, &cli);
+}
 
+#[test]
+fn malformed_scan_form_models_never_panic_hang_or_leave_partial_output() {
+    onnx_models("tiny-scan.onnx", 0);
+}
+
+#[test]
+fn malformed_custom_form_models_never_panic_hang_or_leave_partial_output() {
+    onnx_models("tiny-custom.onnx", 1);
+}
+
+#[test]
+fn malformed_checkpoints_never_panic_or_hang() {
+    let start = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
     let bpk = std::fs::read(golden("tiny.bpk")).unwrap();
     let mut tally = Tally::new("tiny.bpk");
     run_all(
@@ -464,8 +496,14 @@ fn malformed_files_never_panic_hang_or_leave_partial_output() {
             })
         },
     );
-    tallies.push(tally);
+    conclude("checkpoints", start, &[tally], &failures, "not run");
+}
 
+#[test]
+fn malformed_arrays_never_panic_or_hang() {
+    let start = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
     let npy = std::fs::read(golden("tiny-input.npy")).unwrap();
     let mut tally = Tally::new("tiny-input.npy");
     run_all(
@@ -483,8 +521,15 @@ fn malformed_files_never_panic_hang_or_leave_partial_output() {
             })
         },
     );
-    tallies.push(tally);
+    conclude("arrays", start, &[tally], &failures, "not run");
+}
 
+#[test]
+fn malformed_images_never_panic_or_hang() {
+    let start = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut tallies = Vec::new();
     for (k, (name, bytes)) in encode_images(dir.path()).into_iter().enumerate() {
         let mut tally = Tally::new(if k == 0 { "image.png" } else { "image.jpg" });
         let focus = [0..bytes.len().min(700)];
@@ -505,29 +550,7 @@ fn malformed_files_never_panic_hang_or_leave_partial_output() {
         );
         tallies.push(tally);
     }
-
-    let cli = cli_checks(dir.path(), &cli_candidates, &mut failures);
-
-    let summary: Vec<String> = tallies.iter().map(ToString::to_string).collect();
-    eprintln!(
-        "mutation summary ({:.1} s): {}; vmunet forward: {cli}",
-        start.elapsed().as_secs_f64(),
-        summary.join("; ")
-    );
-    for t in &tallies {
-        eprintln!("  {}: {:?}", t.kind, t.by_error);
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of the mutated cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    // Every kind must have produced errors: a corruption that is never noticed means the
-    // mutations did not reach the loader.
-    for t in &tallies {
-        assert!(t.errors > 0, "{t}: no mutation was refused");
-    }
+    conclude("images", start, &tallies, &failures, "not run");
 }
 
 /// The first words of an error (its kind), for the summary.

@@ -1,9 +1,7 @@
 //! Checkpoint loading: formats, config inference, the project's own record, bad files.
 
-mod common;
-
+use crate::common::*;
 use burn::module::Module;
-use common::*;
 use vmunet_model::checkpoint::{self, CheckpointError, CheckpointFormat};
 use vmunet_model::{CpuBackend, ModelError, VmUnetConfig};
 
