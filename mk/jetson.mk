@@ -13,6 +13,12 @@ JETSON_TARGET_DIR ?= $(HOME)/.cache/vmunet/target-aarch64
 JETSON_PROFILE ?= release
 JETSON_BIN := $(JETSON_TARGET_DIR)/$(JETSON_TARGET)/$(JETSON_PROFILE)/vmunet
 JETSON_OPS := $(JETSON_TARGET_DIR)/$(JETSON_TARGET)/$(JETSON_PROFILE)/libvmunet_ort_ops.so
+# `make test-jetson` checks the same build at profile `ci-aarch64` (Cargo.toml: optimisation level
+# 1 but for the scan kernels and tract's matrix kernels; a minute less to build on 2 cores, the
+# same time under qemu).
+JETSON_TEST_PROFILE ?= ci-aarch64
+JETSON_TEST_BIN := $(JETSON_TARGET_DIR)/$(JETSON_TARGET)/$(JETSON_TEST_PROFILE)/vmunet
+JETSON_TEST_OPS := $(JETSON_TARGET_DIR)/$(JETSON_TARGET)/$(JETSON_TEST_PROFILE)/libvmunet_ort_ops.so
 JETSON_PKGS := gcc-aarch64-linux-gnu libc6-dev-arm64-cross libstdc++6-arm64-cross qemu-user
 # ONNX Runtime for the qemu tests: PyPI's aarch64 wheel of the version JetPack 6.1/6.2 ship.
 JETSON_ORT_VERSION ?= 1.23.2
@@ -35,7 +41,7 @@ jetson-toolchain: toolchain
 	fi
 
 jetson: jetson-toolchain
-	CARGO_TARGET_DIR=$(JETSON_TARGET_DIR) $(CARGO) build --$(JETSON_PROFILE) --target $(JETSON_TARGET) \
+	CARGO_TARGET_DIR=$(JETSON_TARGET_DIR) $(CARGO) build --profile $(JETSON_PROFILE) --target $(JETSON_TARGET) \
 	  -p vmunet-cli --no-default-features --features deploy,ort-cuda,ort-tensorrt -p vmunet-ort-ops
 	@echo "jetson: $(JETSON_BIN)"
 	@echo "jetson: $(JETSON_OPS)"
@@ -53,10 +59,10 @@ $(JETSON_ORT_DIR)/.ok: | $(VENV)/.ok
 # The NEON scan kernels' tests (the scan crate's test binaries under qemu, through the runner in
 # .cargo/config.toml), then the aarch64 binary against the x86 one (tests/jetson-qemu.sh).
 test-jetson: jetson-toolchain $(JETSON_ORT_DIR)/.ok
-	$(PHASE) jetson-build $(MAKE) --no-print-directory jetson
+	$(PHASE) jetson-build $(MAKE) --no-print-directory jetson JETSON_PROFILE=$(JETSON_TEST_PROFILE)
 	$(PHASE) jetson-scan-tests env CARGO_TARGET_DIR=$(JETSON_TARGET_DIR) $(CARGO) test --target $(JETSON_TARGET) -p vmunet-scan
 	$(if $(filter $(BIN_DEBUG),$(X86_BIN)),$(BUILD_ALL))
-	$(PHASE) jetson-qemu env JETSON_BIN=$(JETSON_BIN) JETSON_OPS=$(JETSON_OPS) X86_BIN=$(X86_BIN) PYTHON=$(VENV)/bin/python \
+	$(PHASE) jetson-qemu env JETSON_BIN=$(JETSON_TEST_BIN) JETSON_OPS=$(JETSON_TEST_OPS) X86_BIN=$(X86_BIN) PYTHON=$(VENV)/bin/python \
 	  ORT_AARCH64=$$(ls $(abspath $(JETSON_ORT_DIR))/libonnxruntime.so.* | head -n 1) tests/jetson-qemu.sh
 
 # Stock Python ONNX Runtime at paper size, one run: the standard-op export (what any ONNX Runtime
