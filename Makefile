@@ -86,7 +86,8 @@ test-ort-matrix: toolchain venv
 # between runtimes, info; tract and ONNX Runtime; no burn, no training, no HDF5): its dependency
 # tree must hold no burn, training or HDF5 crate, and the binary must reproduce the golden
 # logits in tract and in every ONNX Runtime of the matrix. It builds in the shared target folder
-# (what it has in common with the full build is compiled once) and is copied to $(DEPLOY_BIN) at
+# (what it has in common with the full build is compiled once: crates/vmunet-workspace-hack asks
+# for the full build's features on shared low-level crates and mk/unify-check.py keeps it so) and is copied to $(DEPLOY_BIN) at
 # once; target/debug/vmunet is the full binary again after the next $(BUILD_ALL), which is fresh
 # and only puts it back.
 # With ONNX Runtime's CUDA and TensorRT providers compiled in (no GPU here: they must build, and
@@ -98,6 +99,7 @@ test-deploy: toolchain venv
 	    | grep -E '^(burn|vmunet-(model|train|onnx) |hdf5)' ; then \
 	  echo "test-deploy: the deployment build depends on the crates above" >&2; exit 1; \
 	else echo "test-deploy: no burn, training, exporter or HDF5 crate in the deployment build"; fi
+	@python3 mk/unify-check.py $(CARGO) $(DEPLOY_FEATURES)
 	$(PHASE) deploy-build $(CARGO) build -p vmunet-cli --no-default-features --features $(DEPLOY_FEATURES)
 	@mkdir -p $(dir $(DEPLOY_BIN)) && cp $(BIN_DEBUG) $(DEPLOY_BIN)
 	$(PHASE) deploy-ort-matrix env VMUNET_BIN=$(abspath $(DEPLOY_BIN)) ORT_VERSION=$(ORT_VERSION) PYTHON=$(VENV)/bin/python tests/ort-matrix.sh
