@@ -86,9 +86,9 @@ test-ort-matrix: toolchain venv
 # between runtimes, info; tract and ONNX Runtime; no burn, no training, no HDF5): its dependency
 # tree must hold no burn, training or HDF5 crate, and the binary must reproduce the golden
 # logits in tract and in every ONNX Runtime of the matrix. It builds in the shared target folder
-# (what it has in common with the full build is compiled once: crates/vmunet-workspace-hack asks
-# for the full build's features on shared low-level crates and mk/unify-check.py keeps it so) and is copied to $(DEPLOY_BIN) at
-# once; target/debug/vmunet is the full binary again after the next $(BUILD_ALL), which is fresh
+# (what it has in common with the full build is compiled once: crates/vmunet-workspace-hack
+# asks for the full build's features on shared low-level crates, mk/unify-check.py keeps it so)
+# and is copied to $(DEPLOY_BIN) at once; target/debug/vmunet is the full binary again after the next $(BUILD_ALL), which is fresh
 # and only puts it back.
 # With ONNX Runtime's CUDA and TensorRT providers compiled in (no GPU here: they must build, and
 # with PyPI's CPU-only library the CPU provider runs).
