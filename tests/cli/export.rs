@@ -110,3 +110,37 @@ fn export_then_forward_in_tract_matches_official() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("opset 13"), "{}", stderr(&o));
 }
+
+/// The model built into the binary (`models/isic2017-16-128.onnx`, `vmunet_embedded`) is the
+/// export of the shipped checkpoint, byte for byte: `make models/isic2017-16-128.onnx` remakes
+/// it when the exporter changes.
+#[test]
+fn the_built_in_model_is_the_export_of_the_shipped_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = vmunet_testdata::repo_root();
+    let out = dir.path().join("ref.onnx");
+    // From the repository root, as `make models/isic2017-16-128.onnx` runs it: the metadata
+    // records the checkpoint's path as given.
+    let o = std::process::Command::new(bin())
+        .current_dir(&root)
+        .args([
+            "export",
+            "--checkpoint",
+            "models/isic2017-16-128.bpk",
+            "--class-names",
+            "lesion",
+            "--scan",
+            "custom",
+            "-o",
+            s(&out),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", all_output(&o));
+    let fresh = std::fs::read(&out).unwrap();
+    let shipped = std::fs::read(root.join("models/isic2017-16-128.onnx")).unwrap();
+    assert!(
+        fresh == shipped,
+        "models/isic2017-16-128.onnx is stale: run `make models/isic2017-16-128.onnx`"
+    );
+}

@@ -16,4 +16,5 @@ mod ort_ops;
 mod parity;
 mod profile;
 mod serve;
+mod serve_http;
 mod train;

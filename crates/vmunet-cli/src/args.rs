@@ -50,27 +50,20 @@ pub struct EngineArgs {
     #[cfg(feature = "full")]
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Exported ONNX model (run with --runtime tract|ort or a --profile).
+    /// Exported ONNX model (run with --runtime tract|ort or a --profile). Default: the
+    /// reference model built into the binary (models/isic2017-16-128.bpk, 128x128).
     #[cfg_attr(
         feature = "full",
         arg(long, value_name = "model.onnx", conflicts_with_all = ["checkpoint", "preset"])
     )]
-    #[cfg_attr(
-        not(feature = "full"),
-        arg(long, value_name = "model.onnx", required = true)
-    )]
+    #[cfg_attr(not(feature = "full"), arg(long, value_name = "model.onnx"))]
     pub model: Option<PathBuf>,
     /// Runtime: `tract` or `ort` for --model (default tract), `burn` for a checkpoint.
     #[arg(long)]
     pub runtime: Option<RuntimeKind>,
     /// Device profile (devices/*.toml) choosing runtime, providers, precision, threads and
     /// input size.
-    #[arg(
-        long,
-        value_name = "PROFILE.toml",
-        requires = "model",
-        conflicts_with = "runtime"
-    )]
+    #[arg(long, value_name = "PROFILE.toml", conflicts_with = "runtime")]
     pub profile: Option<PathBuf>,
 }
 
@@ -87,19 +80,45 @@ impl EngineArgs {
 
     /// Opens the model with the chosen runtime; `threads` sizes ONNX Runtime's intra-op pool
     /// or tract's matrix-product pool (profiles set their own).
+    ///
+    /// With no model at all (no `--model`, `--checkpoint` or `--preset`), the reference model
+    /// compiled into the binary runs (`vmunet_embedded::REFERENCE`, in tract unless
+    /// `--runtime` or `--profile` say otherwise).
     pub fn open(&self, threads: Option<usize>) -> Result<Session> {
         let Some(path) = &self.model else {
-            if let Some(k) = self.runtime.filter(|k| *k != RuntimeKind::Burn) {
-                anyhow::bail!("--runtime {k} runs an exported ONNX file: give --model FILE.onnx");
-            }
             #[cfg(feature = "full")]
-            return Ok(vmunet_runtime::BurnRuntime::session(self.source.load()?));
-            #[cfg(not(feature = "full"))]
-            anyhow::bail!("give --model FILE.onnx");
+            if self.source.source().is_some() {
+                if let Some(k) = self.runtime.filter(|k| *k != RuntimeKind::Burn) {
+                    anyhow::bail!(
+                        "--runtime {k} runs an exported ONNX file: give --model FILE.onnx"
+                    );
+                }
+                if self.profile.is_some() {
+                    anyhow::bail!("--profile runs an exported ONNX file: give --model FILE.onnx");
+                }
+                return Ok(vmunet_runtime::BurnRuntime::session(self.source.load()?));
+            }
+            if self.runtime == Some(RuntimeKind::Burn) {
+                anyhow::bail!("--runtime burn runs a checkpoint: give --checkpoint FILE");
+            }
+            return open_embedded(&self.session_options(threads)?);
         };
         Session::open(path, &self.session_options(threads)?)
             .with_context(|| format!("opening {}", path.display()))
     }
+}
+
+/// Opens the reference model compiled into the binary (written once to the cache folder).
+pub fn open_embedded(options: &SessionOptions) -> Result<Session> {
+    let model = vmunet_embedded::REFERENCE;
+    let path = model.materialize()?;
+    Session::open(&path, options).with_context(|| {
+        format!(
+            "opening the built-in model {} ({})",
+            model.name,
+            path.display()
+        )
+    })
 }
 
 /// Reads the device profile at `path`, if one is given.

@@ -71,8 +71,9 @@ pub fn run(a: Args) -> Result<()> {
     write_atomic(&csv_path, timing_csv(&rows).as_bytes())?;
     let mean = rows.iter().map(|r| r.timing.inference).sum::<f64>() / rows.len().max(1) as f64;
     println!(
-        "{} images with {}: mean model time {:.3} s; masks and overlays in {}, timing in {}",
+        "{} images with {} in {}: mean model time {:.3} s; masks and overlays in {}, timing in {}",
         rows.len(),
+        label,
         segmenter.session().description(),
         mean,
         a.out.display(),

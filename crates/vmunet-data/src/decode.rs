@@ -29,6 +29,24 @@ pub fn load_image(path: &Path) -> Result<DynamicImage, DataError> {
 /// Decodes an image held in memory; `path` names it in errors and, when the bytes do not
 /// reveal the format, its extension decides. Same checks as [`load_image`].
 pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage, DataError> {
+    decode_image_limited(path, bytes, &DecodeLimits::default())
+}
+
+/// What a decoder may be asked to produce: a server refuses an image bomb (a small file that
+/// declares a huge picture) from its header, before any pixel is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DecodeLimits {
+    /// The most pixels (width x height) an image may declare; `None`: no limit.
+    pub max_pixels: Option<u64>,
+}
+
+/// [`decode_image`] with `limits`: an image that declares more pixels than allowed is a
+/// [`DataError::TooManyPixels`], found from its header.
+pub fn decode_image_limited(
+    path: &Path,
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<DynamicImage, DataError> {
     let format = check_image(path, bytes)?;
     let decode_err = |e: image::ImageError| DataError::Image {
         path: path.to_path_buf(),
@@ -38,6 +56,21 @@ pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage, DataError
         let mut decoder = ImageReader::with_format(Cursor::new(bytes), format)
             .into_decoder()
             .map_err(decode_err)?;
+        if let Some(max) = limits.max_pixels {
+            let (width, height) = decoder.dimensions();
+            if u64::from(width) * u64::from(height) > max {
+                return Err(DataError::TooManyPixels {
+                    path: path.to_path_buf(),
+                    width,
+                    height,
+                    limit: max,
+                });
+            }
+            let mut l = image::Limits::default();
+            // Every format decodes to at most 16 bytes a pixel (RGBA f32), plus slack.
+            l.max_alloc = Some(max.saturating_mul(16).saturating_add(64 << 20));
+            decoder.set_limits(l).map_err(decode_err)?;
+        }
         let orientation = decoder.orientation().map_err(decode_err)?;
         let mut img = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
         img.apply_orientation(orientation);

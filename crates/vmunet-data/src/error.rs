@@ -40,6 +40,19 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+    /// The image declares more pixels than the decoder may produce (see
+    /// [`crate::DecodeLimits`]).
+    #[error("{path}: the image is {width}x{height}, more than the limit of {limit} pixels")]
+    TooManyPixels {
+        /// File.
+        path: PathBuf,
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The limit (pixels).
+        limit: u64,
+    },
     /// A folder the dataset layout requires does not exist.
     #[error("{path}: folder is missing")]
     MissingFolder {

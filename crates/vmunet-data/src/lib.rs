@@ -22,7 +22,7 @@ pub use augment::{
 #[cfg(feature = "hdf5")]
 pub use dataset::SynapseVolumes;
 pub use dataset::{IsicDataset, Sample, Split, SynapseSlices, Volume};
-pub use decode::{check_image, decode_image, load_image};
+pub use decode::{check_image, decode_image, decode_image_limited, load_image, DecodeLimits};
 pub use error::DataError;
 pub use files::{check_unique_stems, image_files, is_image_file, output_stem, IMAGE_EXTENSIONS};
 pub use npy::{read_npy, read_npz, write_npy, write_npz, Array};

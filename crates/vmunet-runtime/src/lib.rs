@@ -45,8 +45,8 @@ pub use parity::{
 };
 pub use probe::Probe;
 pub use segment::{
-    timing_csv, ImageSet, OutputNames, SegmentError, Segmentation, SegmentedFile, Segmenter,
-    SegmenterOptions, Timing,
+    timing_csv, ImageSet, OutputNames, SegmentError, SegmentPlan, Segmentation, SegmentedFile,
+    Segmenter, SegmenterOptions, Timing,
 };
 pub use session::{Session, SessionOptions};
 pub use tract_rt::{count_macs, native_half, TractRuntime};

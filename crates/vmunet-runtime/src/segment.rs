@@ -158,12 +158,62 @@ pub struct SegmentedFile {
     pub foreground: f64,
 }
 
+/// The model-independent half of segmentation: how an image becomes the model's input and
+/// how the model's logits become a mask at the image's size. [`Segmenter`] runs it around a
+/// session; a server that runs the model elsewhere (a batching worker) runs the same two steps
+/// on either side of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmentPlan {
+    /// Model input (channels, height, width).
+    pub pre: Preprocess,
+    /// Foreground threshold on the probability (one-class models).
+    pub threshold: f32,
+}
+
+impl SegmentPlan {
+    /// The model input for `img`: the official preprocessing (per-image min-max rescale,
+    /// resize to the model size) as a `[1, C, H, W]` batch.
+    pub fn input(&self, img: &DynamicImage) -> Array {
+        let t = preprocess(img, &self.pre);
+        Array {
+            shape: vec![1, t.channels, t.height, t.width],
+            data: t.data,
+        }
+    }
+
+    /// The mask of sample `index` of a batch of logits `(N, classes, H, W)` at `(height,
+    /// width)`: the model's activation, resized, thresholded (one class) or arg-maxed.
+    /// `None` when the logits do not have the plan's input size or hold no sample `index`.
+    pub fn mask(
+        &self,
+        logits: &Array,
+        index: usize,
+        (height, width): (usize, usize),
+    ) -> Option<Mask> {
+        let [n, classes, h, w] = logits.shape[..] else {
+            return None;
+        };
+        if index >= n || (h, w) != (self.pre.height, self.pre.width) {
+            return None;
+        }
+        let len = classes * h * w;
+        let mut probs = logits.data.get(index * len..(index + 1) * len)?.to_vec();
+        activate(&mut probs, &[1, classes, h, w]);
+        Some(mask_from_probabilities(
+            &probs,
+            classes,
+            (h, w),
+            (height, width),
+            self.threshold,
+        ))
+    }
+}
+
 /// A session bound to an input size and a threshold.
 #[derive(Debug)]
 pub struct Segmenter {
     session: Session,
-    pre: Preprocess,
-    threshold: f32,
+    plan: SegmentPlan,
 }
 
 impl Segmenter {
@@ -179,8 +229,10 @@ impl Segmenter {
         session.check(&[1, pre.channels, height, width])?;
         Ok(Self {
             session,
-            pre,
-            threshold: options.threshold,
+            plan: SegmentPlan {
+                pre,
+                threshold: options.threshold,
+            },
         })
     }
 
@@ -189,31 +241,39 @@ impl Segmenter {
         &self.session
     }
 
+    /// The session, to run batches the plan prepared ([`SegmentPlan::input`]).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
     /// The model input (H, W).
     pub fn input_size(&self) -> (usize, usize) {
-        (self.pre.height, self.pre.width)
+        (self.plan.pre.height, self.plan.pre.width)
+    }
+
+    /// Preprocessing and postprocessing, without the session.
+    pub fn plan(&self) -> SegmentPlan {
+        self.plan
     }
 
     /// Segments a decoded image; the mask has the image's size.
     pub fn segment(&mut self, img: &DynamicImage) -> Result<Segmentation, RuntimeError> {
         let t0 = Instant::now();
-        let t = preprocess(img, &self.pre);
-        let x = Array {
-            shape: vec![1, t.channels, t.height, t.width],
-            data: t.data,
-        };
+        let x = self.plan.input(img);
         let t1 = Instant::now();
-        let mut y = self.session.run(&x)?;
+        let y = self.session.run(&x)?;
         let t2 = Instant::now();
-        activate(&mut y.data, &y.shape);
-        let classes = y.shape.get(1).copied().unwrap_or(1);
-        let mask = mask_from_probabilities(
-            &y.data,
-            classes,
-            (self.pre.height, self.pre.width),
-            (img.height() as usize, img.width() as usize),
-            self.threshold,
-        );
+        let size = (img.height() as usize, img.width() as usize);
+        let mask = self
+            .plan
+            .mask(&y, 0, size)
+            .ok_or_else(|| RuntimeError::Shape {
+                expected: format!(
+                    "logits (1, classes, {}, {})",
+                    self.plan.pre.height, self.plan.pre.width
+                ),
+                found: y.shape.clone(),
+            })?;
         Ok(Segmentation {
             mask,
             timing: Timing {

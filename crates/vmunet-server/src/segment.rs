@@ -1,0 +1,294 @@
+//! The segmentation extension: `POST /v2/models/{m}/segment` with an encoded photo as the
+//! body answers the mask as a PNG at the photo's size, or with `Accept: application/json` the
+//! record the watch-folder service writes (mask and, on request, overlay as PNG data URLs).
+//! The photo goes through the library pipeline: decode (structure checked, EXIF orientation,
+//! a pixel limit read from the header), the plan's preprocessing, the model's batching queue,
+//! the plan's mask. Recent results are kept (bounded) for the page.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use base64::Engine as _;
+use hyper::StatusCode;
+use image::DynamicImage;
+use serde::Serialize;
+use serde_json::{json, Value};
+use vmunet_data::{decode_image_limited, overlay, DataError, DecodeLimits, Mask};
+
+use crate::model::ServedModel;
+use crate::ApiError;
+
+/// One segmented photo, as the page and `Accept: application/json` see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentRecord {
+    /// Result id (`/v2/vmunet/results/{id}/...`).
+    pub id: String,
+    /// Where it came from: `http` or `watch`.
+    pub source: &'static str,
+    /// The photo's name (the `X-Image-Name` header or `photo`).
+    pub image: String,
+    /// SHA-256 of the photo's bytes.
+    pub sha256: String,
+    /// Displayed width.
+    pub width: u32,
+    /// Displayed height.
+    pub height: u32,
+    /// Model name.
+    pub model: String,
+    /// Model SHA-256.
+    pub model_sha256: String,
+    /// What ran it.
+    pub runtime: String,
+    /// Execution provider.
+    pub provider: String,
+    /// Model input (H, W).
+    pub input_size: (usize, usize),
+    /// Foreground threshold.
+    pub threshold: f32,
+    /// Seconds per stage.
+    pub timings: Timings,
+    /// Foreground area.
+    pub lesion: Lesion,
+    /// When it was answered (UTC).
+    pub finished: String,
+    /// vmunet version.
+    pub toolkit_version: &'static str,
+}
+
+/// Seconds per stage of one photo.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    /// Decoding.
+    pub decode: f64,
+    /// Preprocessing.
+    pub preprocess: f64,
+    /// Waiting in the queue and the model (batched).
+    pub inference: f64,
+    /// Mask at the photo's size.
+    pub postprocess: f64,
+    /// PNG encoding.
+    pub encode: f64,
+}
+
+/// Foreground area of the mask.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Lesion {
+    /// Pixels.
+    pub pixels: u64,
+    /// Fraction of the image.
+    pub fraction: f64,
+}
+
+/// A result kept for the page.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// The record.
+    pub record: SegmentRecord,
+    /// The mask PNG.
+    pub mask_png: bytes::Bytes,
+}
+
+/// The most recent results (bounded).
+#[derive(Debug)]
+pub struct Recent {
+    items: Mutex<VecDeque<Kept>>,
+    capacity: usize,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Recent {
+    /// Keeps at most `capacity` results.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            items: Mutex::new(VecDeque::new()),
+            capacity,
+            next: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    fn id(&self) -> String {
+        format!(
+            "r{}",
+            self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        )
+    }
+
+    fn push(&self, k: Kept) {
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        if items.len() >= self.capacity {
+            items.pop_front();
+        }
+        items.push_back(k);
+    }
+
+    /// The records, newest first.
+    pub fn records(&self) -> Vec<SegmentRecord> {
+        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        items.iter().rev().map(|k| k.record.clone()).collect()
+    }
+
+    /// A kept result by id.
+    pub fn get(&self, id: &str) -> Option<Kept> {
+        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        items.iter().find(|k| k.record.id == id).cloned()
+    }
+}
+
+/// What `/segment` answers.
+pub struct Segmented {
+    /// The record.
+    pub record: SegmentRecord,
+    /// The mask PNG.
+    pub mask_png: bytes::Bytes,
+    /// The overlay PNG, when asked for.
+    pub overlay_png: Option<Vec<u8>>,
+}
+
+impl Segmented {
+    /// The JSON answer: the record with the mask (and overlay) as PNG data URLs.
+    pub fn json(&self) -> Value {
+        let b64 = |b: &[u8]| {
+            format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )
+        };
+        let mut v = serde_json::to_value(&self.record).unwrap_or_else(|_| json!({}));
+        if let Value::Object(m) = &mut v {
+            m.insert("mask".into(), json!(b64(&self.mask_png)));
+            m.insert(
+                "overlay".into(),
+                self.overlay_png
+                    .as_deref()
+                    .map(b64)
+                    .map_or(Value::Null, Value::String),
+            );
+        }
+        v
+    }
+}
+
+fn data_error(e: DataError) -> ApiError {
+    match e {
+        DataError::TooManyPixels { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// Encodes a PNG at a fast deflate level.
+fn png(img: &DynamicImage) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let enc = image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    );
+    img.write_with_encoder(enc).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode PNG: {e}"),
+        )
+    })?;
+    Ok(out)
+}
+
+/// Segments the photo `bytes` named `name` with `model`.
+pub async fn segment(
+    model: &ServedModel,
+    recent: &Recent,
+    name: String,
+    bytes: bytes::Bytes,
+    limits: DecodeLimits,
+    want_overlay: bool,
+) -> Result<Segmented, ApiError> {
+    let plan = model.info.plan;
+    let t0 = Instant::now();
+    let name2 = name.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let img = decode_image_limited(Path::new(&name2), &bytes, &limits).map_err(data_error)?;
+        let t1 = Instant::now();
+        let x = plan.input(&img);
+        let sha = vmunet_fs::sha256_hex(&bytes);
+        Ok::<_, ApiError>((img, x, sha, t1))
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("decoding failed: {e}"),
+        )
+    })??;
+    let (img, x, sha, t1) = prepared;
+    let decode = (t1 - t0).as_secs_f64();
+    let t2 = Instant::now();
+    let preprocess = (t2 - t1).as_secs_f64();
+    let y = model.infer(x).await?;
+    let t3 = Instant::now();
+    let (mask, mask_png, overlay_png, t4) = tokio::task::spawn_blocking(move || {
+        let size = (img.height() as usize, img.width() as usize);
+        let mask: Mask = plan.mask(&y, 0, size).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the model returned logits of shape {:?}", y.shape),
+            )
+        })?;
+        let t4 = Instant::now();
+        let mask_png = png(&DynamicImage::ImageLuma8(mask.to_image()))?;
+        let over = if want_overlay {
+            Some(png(&DynamicImage::ImageRgb8(overlay(&img, &mask)))?)
+        } else {
+            None
+        };
+        Ok::<_, ApiError>((mask, mask_png, over, t4))
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("postprocessing failed: {e}"),
+        )
+    })??;
+    let info = &model.info;
+    let pixels = mask.data.iter().filter(|&&c| c > 0).count() as u64;
+    let record = SegmentRecord {
+        id: recent.id(),
+        source: "http",
+        image: name,
+        sha256: sha,
+        width: mask.width as u32,
+        height: mask.height as u32,
+        model: info.name.clone(),
+        model_sha256: info.sha256.clone(),
+        runtime: info.runtime.clone(),
+        provider: info.provider.to_string(),
+        input_size: info.size,
+        threshold: info.plan.threshold,
+        timings: Timings {
+            decode,
+            preprocess,
+            inference: (t3 - t2).as_secs_f64(),
+            postprocess: (t4 - t3).as_secs_f64(),
+            encode: t4.elapsed().as_secs_f64(),
+        },
+        lesion: Lesion {
+            pixels,
+            fraction: mask.foreground_fraction(),
+        },
+        finished: vmunet_deploy::utc_timestamp(vmunet_deploy::unix_now()),
+        toolkit_version: env!("CARGO_PKG_VERSION"),
+    };
+    let mask_png = bytes::Bytes::from(mask_png);
+    recent.push(Kept {
+        record: record.clone(),
+        mask_png: mask_png.clone(),
+    });
+    Ok(Segmented {
+        record,
+        mask_png,
+        overlay_png,
+    })
+}

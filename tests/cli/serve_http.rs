@@ -1,0 +1,175 @@
+//! `vmunet serve --http`: the binary with its built-in model, spoken to by tritonclient.http
+//! (PyPI) in binary and JSON, logits equal to `vmunet forward`'s; `vmunet infer` with no model
+//! uses the built-in one; `kill -9` under load, then a restart serves again.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Starts `vmunet serve --http 127.0.0.1:0 ARGS` and returns it with the address it printed.
+fn start(args: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(bin())
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let addr = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not say where it listens"
+        );
+        let line = lines.next().expect("server exited").unwrap();
+        eprintln!("server: {line}");
+        if let Some(rest) = line.strip_prefix("listening on http://") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining its standard error so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (child, addr)
+}
+
+fn status_of(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+}
+
+#[test]
+fn tritonclient_gets_the_logits_of_vmunet_forward_from_the_built_in_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = start(&[]);
+    let meta = status_of(addr, "GET", "/v2/models/isic2017-16-128", b"");
+    assert_eq!(meta, Some(200));
+    let Some(py) = python() else {
+        server.kill().unwrap();
+        return;
+    };
+    let out = dir.path().join("triton");
+    let script = vmunet_testdata::repo_root().join("tests/triton_client.py");
+    let o = Command::new(&py)
+        .arg(script)
+        .arg(addr.to_string())
+        .arg("isic2017-16-128")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = all_output(&o);
+    eprintln!("{text}");
+    if o.status.code() == Some(3) && std::env::var_os("CI").is_none() {
+        server.kill().unwrap();
+        return;
+    }
+    assert!(o.status.success(), "{text}");
+    // `vmunet forward` with no model runs the same built-in model.
+    let fwd = dir.path().join("forward.npy");
+    let f = run(&[
+        "forward",
+        "--input",
+        s(&out.join("input.npy")),
+        "--output",
+        s(&fwd),
+    ]);
+    assert!(f.status.success(), "{}", all_output(&f));
+    let want = vmunet_data::read_npy(&fwd).unwrap();
+    for name in ["binary.npy", "json.npy"] {
+        let got = vmunet_data::read_npy(&out.join(name)).unwrap();
+        assert_eq!(got.shape, want.shape, "{name}");
+        let diff = got
+            .data
+            .iter()
+            .zip(&want.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff <= 1e-5, "{name}: max |diff| {diff}");
+    }
+    let threads: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("threads.json")).unwrap()).unwrap();
+    for (t, d) in threads.as_object().unwrap() {
+        assert!(d.as_f64().unwrap() <= 1e-5, "thread {t}: {d}");
+    }
+
+    // kill -9 under load, then a restart serves again.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "inputs": [{"name": "input", "shape": [1, 3, 128, 128], "datatype": "FP32",
+                     "data": vec![1.0f32; 3 * 128 * 128]}]
+    }))
+    .unwrap();
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut codes = Vec::new();
+                for _ in 0..50 {
+                    match status_of(addr, "POST", "/v2/models/isic2017-16-128/infer", &body) {
+                        Some(c) => codes.push(c),
+                        None => break,
+                    }
+                }
+                codes
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for l in load {
+        let codes = l.join().unwrap();
+        assert!(codes.iter().all(|&c| c == 200 || c == 503), "{codes:?}");
+    }
+    let (mut again, addr2) = start(&[]);
+    assert_eq!(status_of(addr2, "GET", "/v2/health/ready", b""), Some(200));
+    assert_eq!(
+        status_of(addr2, "POST", "/v2/models/isic2017-16-128/infer", &body),
+        Some(200)
+    );
+    Command::new("kill")
+        .args(["-TERM", &again.id().to_string()])
+        .status()
+        .unwrap();
+    let st = again.wait().unwrap();
+    assert!(
+        st.success(),
+        "SIGTERM: a drained server exits 0, got {st:?}"
+    );
+}
+
+#[test]
+fn infer_without_a_model_uses_the_built_in_one_and_names_outputs_as_today() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(150, 100, |x, y| {
+        let d = (x as i32 - 75).pow(2) + (y as i32 - 50).pow(2);
+        if d < 900 {
+            image::Rgb([90, 50, 40])
+        } else {
+            image::Rgb([210, 170, 150])
+        }
+    })
+    .save(&photo)
+    .unwrap();
+    let out = dir.path().join("masks");
+    let o = run(&["infer", s(&photo), "--out", s(&out)]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    let mask = image::open(out.join("photo_mask.png")).unwrap();
+    assert_eq!((mask.width(), mask.height()), (150, 100));
+    assert!(stdout(&o).contains("isic2017-16-128"), "{}", stdout(&o));
+}
