@@ -28,6 +28,7 @@ export ORT_DYLIB_PATH ?= $(shell ls $(abspath $(VENV))/lib/python3*/site-package
 # tests on burn-wgpu without a GPU).
 include mk/hdf5.mk
 include mk/lavapipe.mk
+include mk/browser.mk
 # The aarch64 (Jetson) cross build and its qemu tests.
 X86_BIN ?= $(BIN_DEBUG)
 include mk/jetson.mk
@@ -65,7 +66,7 @@ venv: $(VENV)/.ok $(VENV)/.triton-http-ok
 # shares one target folder ($(CARGO_TARGET_DIR)): the deployment, kernel and CUDA builds reuse the
 # dependencies they have in common with the main build. README "Testing" has the budget.
 test: toolchain
-	$(PHASE) setup $(MAKE) --no-print-directory venv hdf5 lavapipe
+	$(PHASE) setup $(MAKE) --no-print-directory venv hdf5 lavapipe browser
 	$(PHASE) fmt $(CARGO) fmt --all -- --check
 	$(PHASE) build $(BUILD_ALL)
 	$(PHASE) workspace-tests env VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace --no-fail-fast

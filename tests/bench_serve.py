@@ -6,8 +6,11 @@
 2. Live: the service watches an empty folder; each photo is copied in (one at a time, as a
    technician would), and the time from the end of the copy to the record on disk is measured
    from outside, next to the stage times the service records.
+3. HTTP (`vmunet serve --http`): tests/load_http.py for --http-seconds each: the photos POSTed
+   to /segment by 2 clients (photos/s), then 128x128 tensors to /infer in Triton's binary
+   format by 4 clients (requests/s); p50 / p99 latency, 503s, errors, the server's peak memory.
 
-usage: bench_serve.py BIN MODEL PHOTOS_DIR [--runtime tract|ort] [--table FILE]
+usage: bench_serve.py BIN MODEL PHOTOS_DIR [--runtime tract|ort] [--table FILE] [--http-seconds T]
 """
 
 import argparse
@@ -38,6 +41,34 @@ def ts(s):
     return int(h) * 3600 + int(m) * 60 + float(sec)
 
 
+def http_load(a, photos):
+    """`vmunet serve --http` under tests/load_http.py: /segment with the photos, then /infer."""
+    import re
+    proc = subprocess.Popen([a.bin, "serve", "--http", "127.0.0.1:0", "--model", a.model, "--runtime", a.runtime],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        addr = None
+        deadline = time.time() + 120
+        while addr is None:
+            line = proc.stderr.readline()
+            assert line and time.time() < deadline, "the server did not start"
+            m = re.match(r"listening on http://(\S+)", line)
+            addr = m.group(1) if m else None
+        name = os.path.splitext(os.path.basename(a.model))[0]
+        load = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load_http.py")
+        rows = []
+        photo_dir = os.path.dirname(photos[0])
+        for args in (["--photos", photo_dir, "--clients", "2"], ["--infer", "--clients", "4"]):
+            out = subprocess.run([sys.executable, load, addr, name, "--seconds", str(a.http_seconds),
+                                  "--pid", str(proc.pid)] + args, capture_output=True, text=True)
+            assert out.returncode == 0, out.stdout + out.stderr
+            rows.append(json.loads(out.stdout))
+        return rows
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bin")
@@ -45,6 +76,7 @@ def main():
     ap.add_argument("photos")
     ap.add_argument("--runtime", default="tract")
     ap.add_argument("--table")
+    ap.add_argument("--http-seconds", type=float, default=15)
     a = ap.parse_args()
     photos = sorted(os.path.join(a.photos, p) for p in os.listdir(a.photos))
     work = tempfile.mkdtemp(prefix="bench-serve.")
@@ -96,6 +128,9 @@ def main():
         assert proc.wait(60) == 0
         recs = records(out)
         rows.append(("live", len(recs), None, None, recs, outside))
+
+        # 3. HTTP.
+        http_rows = http_load(a, photos) if a.http_seconds > 0 else []
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -124,6 +159,13 @@ def main():
     lines.append("")
     lines.append("batch: photos present at start (latency includes the queue); live: copied in one "
                  "at a time, 0.3 s apart; stage columns are medians of the service's records.")
+    if http_rows:
+        lines += ["", "| HTTP endpoint | clients | seconds | answered | per s | p50 ms | p99 ms | 503s | errors | server peak RSS MiB |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in http_rows:
+            lines.append(f"| {r['endpoint']} | {r['clients']} | {r['seconds']} | {r['answered_200']} | "
+                         f"{r['throughput_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['answered_503']} | "
+                         f"{r['errors']} | {r['hwm_mib']} |")
     text = "\n".join(lines)
     print(text)
     if a.table:

@@ -173,3 +173,90 @@ fn infer_without_a_model_uses_the_built_in_one_and_names_outputs_as_today() {
     assert_eq!((mask.width(), mask.height()), (150, 100));
     assert!(stdout(&o).contains("isic2017-16-128"), "{}", stdout(&o));
 }
+
+/// The fraction of pixels whose red exceeds their green by more than 80: the page's tint
+/// (0.6 x pixel + 0.4 x (255, 40, 40)) lifts every pixel of the lesion above it.
+fn reddish(img: &image::RgbImage) -> f64 {
+    let n = img
+        .pixels()
+        .filter(|p| i32::from(p[0]) - i32::from(p[1]) > 80)
+        .count();
+    n as f64 / f64::from(img.width() * img.height()).max(1.0)
+}
+
+#[test]
+fn the_page_shows_the_overlay_in_headless_chromium() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // A real photo when ../shared has one, else a generated lesion.
+    let photo = vmunet_testdata::shared_data("isic2017-fullres", "the page on a real photo")
+        .and_then(|d| {
+            let mut v: Vec<_> = std::fs::read_dir(d.join("images"))
+                .ok()?
+                .map(|e| e.unwrap().path())
+                .collect();
+            v.sort();
+            v.into_iter().next()
+        })
+        .unwrap_or_else(|| {
+            let p = dir.path().join("lesion.png");
+            image::RgbImage::from_fn(400, 300, |x, y| {
+                let d = (x as i32 - 200).pow(2) + (y as i32 - 150).pow(2);
+                if d < 9000 {
+                    image::Rgb([90, 50, 40])
+                } else {
+                    image::Rgb([210, 170, 150])
+                }
+            })
+            .save(&p)
+            .unwrap();
+            p
+        });
+    let (mut server, addr) = start(&[]);
+    let out = dir.path().join("page");
+    let o = Command::new(&py)
+        .arg(vmunet_testdata::repo_root().join("tests/page_check.py"))
+        .arg(format!("http://{addr}/"))
+        .arg(&photo)
+        .arg(&out)
+        .output()
+        .unwrap();
+    server.kill().unwrap();
+    let text = all_output(&o);
+    eprintln!("{text}");
+    if o.status.code() == Some(3) && std::env::var_os("CI").is_none() {
+        return;
+    }
+    assert!(o.status.success(), "{text}");
+    let page: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("page.json")).unwrap()).unwrap();
+    let img = image::open(&photo).unwrap().to_rgb8();
+    assert_eq!(
+        page["canvas"],
+        serde_json::json!([img.width(), img.height()])
+    );
+    assert_eq!(page["model"], "isic2017-16-128");
+    let area = page["area"].as_str().unwrap();
+    let pct: f64 = area
+        .strip_prefix("Lesion: ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{area}"));
+    assert!(pct > 1.0, "no lesion found: {area}");
+    assert!(
+        page["edge_pixels"].as_u64().unwrap() > 0,
+        "no boundary drawn"
+    );
+    let name = photo.file_stem().unwrap().to_string_lossy().into_owned();
+    assert_eq!(page["mask_download"], format!("{name}_mask.png"));
+    assert!(page["recent"].as_str().unwrap().contains(&name));
+    // The screenshot: the tinted share of the picture follows the lesion's share of it, and the
+    // photo alone is far less red.
+    let shot = image::open(out.join("overlay.png")).unwrap().to_rgb8();
+    let (tinted, plain) = (reddish(&shot), reddish(&img));
+    let lesion = pct / 100.0;
+    assert!(
+        tinted - plain > 0.5 * lesion && (tinted - lesion).abs() < 0.2,
+        "screenshot {tinted:.3} reddish, photo {plain:.3}, lesion {lesion:.3}"
+    );
+}

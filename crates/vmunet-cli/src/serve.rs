@@ -101,6 +101,9 @@ pub struct Args {
     /// HTTP: connections served at once.
     #[arg(long, default_value_t = 256, requires = "http")]
     max_connections: usize,
+    /// HTTP: photos decoded or turned into masks at once (bounds /segment's memory).
+    #[arg(long, default_value_t = 4, requires = "http")]
+    image_slots: usize,
     /// HTTP: seconds a stop (SIGTERM, SIGINT) waits for requests in flight.
     #[arg(long, default_value_t = 30, requires = "http")]
     drain_s: u64,
@@ -216,6 +219,7 @@ pub fn run(a: Args) -> Result<()> {
             header_timeout: Duration::from_secs(a.header_timeout_s.max(1)),
             body_timeout: Duration::from_secs(a.body_timeout_s.max(1)),
             max_connections: a.max_connections.max(1),
+            image_slots: a.image_slots.max(1),
         },
         token,
         watch_out: watch.as_ref().map(|w| w.out.clone()),

@@ -32,6 +32,7 @@ pub(crate) struct State {
     pub token: Option<String>,
     pub recent: Recent,
     pub watch_out: Option<PathBuf>,
+    pub image_slots: tokio::sync::Semaphore,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -505,6 +506,7 @@ async fn segment_photo(
     let done = segment::segment(
         model,
         &st.recent,
+        &st.image_slots,
         name,
         body,
         limits,

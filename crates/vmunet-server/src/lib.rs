@@ -47,6 +47,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Photos decoded or turned into masks at once (each holds its full-size pixels): bounds
+    /// the memory `/segment` uses whatever the number of clients.
+    pub image_slots: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +60,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 256,
+            image_slots: 4,
         }
     }
 }
@@ -132,6 +136,7 @@ pub struct Server {
     listener: std::net::TcpListener,
     workers: Vec<std::thread::JoinHandle<()>>,
     threads: usize,
+    blocking_threads: usize,
     drain: Duration,
 }
 
@@ -191,6 +196,7 @@ impl Server {
             limits: opts.limits,
             token: opts.token,
             recent: segment::Recent::new(50),
+            image_slots: tokio::sync::Semaphore::new(opts.limits.image_slots.max(1)),
             watch_out: opts.watch_out,
         });
         Ok(Self {
@@ -198,6 +204,7 @@ impl Server {
             listener,
             workers,
             threads: opts.threads.max(1),
+            blocking_threads: opts.limits.image_slots.max(1) + 2,
             drain: opts.drain,
         })
     }
@@ -217,8 +224,11 @@ impl Server {
     /// Serves until `stop` is raised, then stops accepting, lets requests in flight finish
     /// (up to the drain time) and stops the model workers after their queues are empty.
     pub fn run(self, stop: Arc<AtomicBool>) -> Result<ServerSummary, ServerError> {
+        // Decoding and mask making run on the blocking pool, at most `image_slots` at a time:
+        // a small pool keeps the allocator's per-thread arenas (and so the memory) few.
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.threads)
+            .max_blocking_threads(self.blocking_threads)
             .thread_name("vmunet-http")
             .enable_all()
             .build()

@@ -200,12 +200,15 @@ fn png(img: &DynamicImage) -> Result<Vec<u8>, ApiError> {
 pub async fn segment(
     model: &ServedModel,
     recent: &Recent,
+    image_slots: &tokio::sync::Semaphore,
     name: String,
     bytes: bytes::Bytes,
     limits: DecodeLimits,
     want_overlay: bool,
 ) -> Result<Segmented, ApiError> {
     let plan = model.info.plan;
+    let busy = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+    let slot = image_slots.acquire().await.map_err(|_| busy())?;
     let t0 = Instant::now();
     let name2 = name.clone();
     let prepared = tokio::task::spawn_blocking(move || {
@@ -226,7 +229,11 @@ pub async fn segment(
     let decode = (t1 - t0).as_secs_f64();
     let t2 = Instant::now();
     let preprocess = (t2 - t1).as_secs_f64();
+    // The decoded photo waits for the model without its slot; the pixels it holds are the
+    // photo's own (RGB8), the float copies are gone.
+    drop(slot);
     let y = model.infer(x).await?;
+    let slot = image_slots.acquire().await.map_err(|_| busy())?;
     let t3 = Instant::now();
     let (mask, mask_png, overlay_png, t4) = tokio::task::spawn_blocking(move || {
         let size = (img.height() as usize, img.width() as usize);
@@ -252,6 +259,7 @@ pub async fn segment(
             format!("postprocessing failed: {e}"),
         )
     })??;
+    drop(slot);
     let info = &model.info;
     let pixels = mask.data.iter().filter(|&&c| c > 0).count() as u64;
     let record = SegmentRecord {

@@ -187,9 +187,17 @@ fn input(n: usize, seed: u32) -> Array {
     }
 }
 
+/// The model run directly (one session per test thread: opening plans the model).
 fn direct(x: &Array) -> Array {
-    let mut s = Session::open(&tiny(), &SessionOptions::default()).unwrap();
-    s.run(x).unwrap()
+    thread_local! {
+        static S: std::cell::RefCell<Option<Session>> = const { std::cell::RefCell::new(None) };
+    }
+    S.with(|s| {
+        let mut s = s.borrow_mut();
+        let session =
+            s.get_or_insert_with(|| Session::open(&tiny(), &SessionOptions::default()).unwrap());
+        session.run(x).unwrap()
+    })
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
