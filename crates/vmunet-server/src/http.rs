@@ -518,13 +518,13 @@ async fn segment_photo(
     }
     let mut r = bytes_response("image/png", done.mask_png.clone());
     let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("{:.6}", done.record.lesion.fraction)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{:.6}", done.record.record.lesion.fraction)) {
         h.insert("x-lesion-fraction", v);
     }
     if let Ok(v) = HeaderValue::from_str(&done.record.id) {
         h.insert("x-result-id", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&done.record.model_sha256) {
+    if let Ok(v) = HeaderValue::from_str(&done.record.record.model_sha256) {
         h.insert("x-model-sha256", v);
     }
     Ok(r)

@@ -15,70 +15,26 @@ use hyper::StatusCode;
 use image::DynamicImage;
 use serde::Serialize;
 use serde_json::{json, Value};
-use vmunet_data::{decode_image_limited, overlay, DataError, DecodeLimits, Mask};
+use vmunet_data::{decode_image_limited, output_stem, overlay, DataError, DecodeLimits, Mask};
+use vmunet_deploy::service::{ImageRecord, ImageTimings, Lesion};
+use vmunet_runtime::OutputNames;
 
 use crate::model::ServedModel;
 use crate::ApiError;
 
-/// One segmented photo, as the page and `Accept: application/json` see it.
+/// One segmented photo, as the page and `Accept: application/json` see it: the record the
+/// watch-folder service writes (`vmunet_deploy::service::ImageRecord`: image and model SHA-256,
+/// runtime, stage times, lesion area, `STEM_mask.png` / `STEM_overlay.png` as the names the
+/// downloads take), with the result's id and where it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentRecord {
     /// Result id (`/v2/vmunet/results/{id}/...`).
     pub id: String,
-    /// Where it came from: `http` or `watch`.
+    /// Where it came from: `http`.
     pub source: &'static str,
-    /// The photo's name (the `X-Image-Name` header or `photo`).
-    pub image: String,
-    /// SHA-256 of the photo's bytes.
-    pub sha256: String,
-    /// Displayed width.
-    pub width: u32,
-    /// Displayed height.
-    pub height: u32,
-    /// Model name.
-    pub model: String,
-    /// Model SHA-256.
-    pub model_sha256: String,
-    /// What ran it.
-    pub runtime: String,
-    /// Execution provider.
-    pub provider: String,
-    /// Model input (H, W).
-    pub input_size: (usize, usize),
-    /// Foreground threshold.
-    pub threshold: f32,
-    /// Seconds per stage.
-    pub timings: Timings,
-    /// Foreground area.
-    pub lesion: Lesion,
-    /// When it was answered (UTC).
-    pub finished: String,
-    /// vmunet version.
-    pub toolkit_version: &'static str,
-}
-
-/// Seconds per stage of one photo.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Timings {
-    /// Decoding.
-    pub decode: f64,
-    /// Preprocessing.
-    pub preprocess: f64,
-    /// Waiting in the queue and the model (batched).
-    pub inference: f64,
-    /// Mask at the photo's size.
-    pub postprocess: f64,
-    /// PNG encoding.
-    pub encode: f64,
-}
-
-/// Foreground area of the mask.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Lesion {
-    /// Pixels.
-    pub pixels: u64,
-    /// Fraction of the image.
-    pub fraction: f64,
+    /// The record.
+    #[serde(flatten)]
+    pub record: ImageRecord,
 }
 
 /// A result kept for the page.
@@ -156,6 +112,7 @@ impl Segmented {
             )
         };
         let mut v = serde_json::to_value(&self.record).unwrap_or_else(|_| json!({}));
+        // The file names become the files themselves.
         if let Value::Object(m) = &mut v {
             m.insert("mask".into(), json!(b64(&self.mask_png)));
             m.insert(
@@ -196,6 +153,14 @@ fn png(img: &DynamicImage) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// A blocking task that did not finish (it panicked or the runtime is stopping).
+fn join_error(stage: &str, e: tokio::task::JoinError) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("{stage} failed: {e}"),
+    )
+}
+
 /// Segments the photo `bytes` named `name` with `model`.
 pub async fn segment(
     model: &ServedModel,
@@ -219,12 +184,7 @@ pub async fn segment(
         Ok::<_, ApiError>((img, x, sha, t1))
     })
     .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("decoding failed: {e}"),
-        )
-    })??;
+    .map_err(|e| join_error("decoding", e))??;
     let (img, x, sha, t1) = prepared;
     let decode = (t1 - t0).as_secs_f64();
     let t2 = Instant::now();
@@ -253,41 +213,46 @@ pub async fn segment(
         Ok::<_, ApiError>((mask, mask_png, over, t4))
     })
     .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("postprocessing failed: {e}"),
-        )
-    })??;
+    .map_err(|e| join_error("postprocessing", e))??;
     drop(slot);
     let info = &model.info;
     let pixels = mask.data.iter().filter(|&&c| c > 0).count() as u64;
+    let names = OutputNames::new(output_stem(Path::new(&name)));
+    let finished = vmunet_deploy::unix_now();
+    let latency = t0.elapsed().as_secs_f64();
     let record = SegmentRecord {
         id: recent.id(),
         source: "http",
-        image: name,
-        sha256: sha,
-        width: mask.width as u32,
-        height: mask.height as u32,
-        model: info.name.clone(),
-        model_sha256: info.sha256.clone(),
-        runtime: info.runtime.clone(),
-        provider: info.provider.to_string(),
-        input_size: info.size,
-        threshold: info.plan.threshold,
-        timings: Timings {
-            decode,
-            preprocess,
-            inference: (t3 - t2).as_secs_f64(),
-            postprocess: (t4 - t3).as_secs_f64(),
-            encode: t4.elapsed().as_secs_f64(),
+        record: ImageRecord {
+            image: name,
+            sha256: sha,
+            width: mask.width as u32,
+            height: mask.height as u32,
+            model: info.name.clone(),
+            model_sha256: info.sha256.clone(),
+            runtime: info.runtime.clone(),
+            provider: info.provider.to_string(),
+            input_size: info.size,
+            threshold: info.plan.threshold,
+            timings: ImageTimings {
+                read: 0.0,
+                decode,
+                preprocess,
+                inference: (t3 - t2).as_secs_f64(),
+                postprocess: (t4 - t3).as_secs_f64(),
+                write: t4.elapsed().as_secs_f64(),
+                latency,
+            },
+            lesion: Lesion {
+                pixels,
+                fraction: mask.foreground_fraction(),
+            },
+            mask: names.mask(),
+            overlay: names.overlay(),
+            arrived: vmunet_deploy::utc_timestamp(finished - latency),
+            finished: vmunet_deploy::utc_timestamp(finished),
+            toolkit_version: vmunet_deploy::TOOLKIT_VERSION.into(),
         },
-        lesion: Lesion {
-            pixels,
-            fraction: mask.foreground_fraction(),
-        },
-        finished: vmunet_deploy::utc_timestamp(vmunet_deploy::unix_now()),
-        toolkit_version: env!("CARGO_PKG_VERSION"),
     };
     let mask_png = bytes::Bytes::from(mask_png);
     recent.push(Kept {

@@ -200,6 +200,16 @@ fn direct(x: &Array) -> Array {
     })
 }
 
+/// The logits of a JSON response.
+fn json_logits(r: &Reply) -> Vec<f32> {
+    r.json()["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -308,12 +318,7 @@ fn json_and_binary_inference_equal_the_model() {
     assert_eq!(v["id"], "req-7");
     assert_eq!(v["model_name"], "tiny");
     assert_eq!(v["outputs"][0]["shape"], json!(want.shape));
-    let got: Vec<f32> = v["outputs"][0]["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
+    let got = json_logits(&r);
     assert!(max_diff(&got, &want.data) <= 1e-5);
 
     let (body, n) = binary_infer(&x);
@@ -365,12 +370,7 @@ fn fp16_and_uint8_inputs() {
         shape: x.shape.clone(),
         data: halves.iter().map(|h| h.to_f32()).collect(),
     };
-    let got: Vec<f32> = r.json()["outputs"][0]["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect();
+    let got = json_logits(&r);
     assert!(max_diff(&got, &direct(&rounded).data) <= 1e-5);
 
     // UINT8 pixels are min-max normalised per sample, as the official preprocessing does.
@@ -386,12 +386,7 @@ fn fp16_and_uint8_inputs() {
             .map(|&p| (f32::from(p) - 50.0) / 99.0 * 255.0)
             .collect(),
     };
-    let got: Vec<f32> = r.json()["outputs"][0]["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect();
+    let got = json_logits(&r);
     assert!(max_diff(&got, &direct(&norm).data) <= 1e-4);
 }
 
