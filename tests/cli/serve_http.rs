@@ -152,20 +152,25 @@ fn tritonclient_gets_the_logits_of_vmunet_forward_from_the_built_in_model() {
     );
 }
 
-#[test]
-fn infer_without_a_model_uses_the_built_in_one_and_names_outputs_as_today() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    image::RgbImage::from_fn(150, 100, |x, y| {
-        let d = (x as i32 - 75).pow(2) + (y as i32 - 50).pow(2);
-        if d < 900 {
+/// A `w` x `h` PNG of a dark disc (squared radius `r2`) on skin-coloured ground.
+fn write_lesion(path: &std::path::Path, w: u32, h: u32, r2: i32) {
+    let (cx, cy) = ((w / 2) as i32, (h / 2) as i32);
+    image::RgbImage::from_fn(w, h, |x, y| {
+        if (x as i32 - cx).pow(2) + (y as i32 - cy).pow(2) < r2 {
             image::Rgb([90, 50, 40])
         } else {
             image::Rgb([210, 170, 150])
         }
     })
-    .save(&photo)
+    .save(path)
     .unwrap();
+}
+
+#[test]
+fn infer_without_a_model_uses_the_built_in_one_and_names_outputs_as_today() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    write_lesion(&photo, 150, 100, 900);
     let out = dir.path().join("masks");
     let o = run(&["infer", s(&photo), "--out", s(&out)]);
     assert!(o.status.success(), "{}", all_output(&o));
@@ -200,16 +205,7 @@ fn the_page_shows_the_overlay_in_headless_chromium() {
         })
         .unwrap_or_else(|| {
             let p = dir.path().join("lesion.png");
-            image::RgbImage::from_fn(400, 300, |x, y| {
-                let d = (x as i32 - 200).pow(2) + (y as i32 - 150).pow(2);
-                if d < 9000 {
-                    image::Rgb([90, 50, 40])
-                } else {
-                    image::Rgb([210, 170, 150])
-                }
-            })
-            .save(&p)
-            .unwrap();
+            write_lesion(&p, 400, 300, 9000);
             p
         });
     let (mut server, addr) = start(&[]);

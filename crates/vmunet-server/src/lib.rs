@@ -27,7 +27,7 @@ pub mod tensor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -255,14 +255,6 @@ impl Server {
         }
         Ok(summary)
     }
-}
-
-/// Raises `stop` from another thread after `after` (tests and bounded runs).
-pub fn stop_after(stop: Arc<AtomicBool>, after: Duration) {
-    std::thread::spawn(move || {
-        std::thread::sleep(after);
-        stop.store(true, Ordering::SeqCst);
-    });
 }
 
 #[cfg(test)]
