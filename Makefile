@@ -27,6 +27,7 @@ export ORT_DYLIB_PATH ?= $(shell ls $(abspath $(VENV))/lib/python3*/site-package
 # System libraries: HDF5 (Synapse volumes) and Mesa's software Vulkan (the CubeCL scan kernel's
 # tests on burn-wgpu without a GPU).
 include mk/hdf5.mk
+include mk/cbuild.mk
 include mk/lavapipe.mk
 include mk/browser.mk
 # The aarch64 (Jetson) cross build and its qemu tests.
@@ -41,7 +42,7 @@ all: build
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
 
-build: toolchain hdf5
+build: toolchain hdf5 cbuild
 	$(CARGO) build --release -p vmunet-cli
 
 $(VENV)/.ok:
@@ -57,7 +58,14 @@ $(VENV)/.triton-http-ok: | $(VENV)/.ok
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check "tritonclient[http]==$(TRITONCLIENT_VERSION)"
 	touch $@
 
-venv: $(VENV)/.ok $(VENV)/.triton-http-ok
+# Pillow: the official code's image decoder (libjpeg-turbo), the reference of the test that
+# vmunet decodes JPEG photos to the same pixels (tests/cli/infer.rs).
+PILLOW_VERSION := 13.0.0
+$(VENV)/.pillow-ok: | $(VENV)/.ok
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check pillow==$(PILLOW_VERSION)
+	touch $@
+
+venv: $(VENV)/.ok $(VENV)/.triton-http-ok $(VENV)/.pillow-ok
 
 # Unit tests beside the code, fixture parity, CLI end-to-end tests (tests/: they drive the binary
 # and libvmunet_ort_ops.so, which the build makes first), then the deployment build, the aarch64
@@ -66,7 +74,7 @@ venv: $(VENV)/.ok $(VENV)/.triton-http-ok
 # shares one target folder ($(CARGO_TARGET_DIR)): the deployment, kernel and CUDA builds reuse the
 # dependencies they have in common with the main build. README "Testing" has the budget.
 test: toolchain
-	$(PHASE) setup $(MAKE) --no-print-directory venv hdf5 lavapipe browser
+	$(PHASE) setup $(MAKE) --no-print-directory venv hdf5 cbuild lavapipe browser
 	$(PHASE) fmt $(CARGO) fmt --all -- --check
 	$(PHASE) build $(BUILD_ALL)
 	$(PHASE) workspace-tests env VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace --no-fail-fast
@@ -106,7 +114,7 @@ test-deploy: toolchain venv
 	@mkdir -p $(dir $(DEPLOY_BIN)) && cp $(BIN_DEBUG) $(DEPLOY_BIN)
 	$(PHASE) deploy-ort-matrix env VMUNET_BIN=$(abspath $(DEPLOY_BIN)) ORT_VERSION=$(ORT_VERSION) PYTHON=$(VENV)/bin/python tests/ort-matrix.sh
 
-lint: toolchain hdf5
+lint: toolchain hdf5 cbuild
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p vmunet-cli --no-default-features --features $(DEPLOY_FEATURES) -- -D warnings
@@ -198,13 +206,16 @@ clean:
 # The watch-folder service on the full-resolution ISIC photos (../shared): throughput with the
 # photos present at start, and arrival-to-mask latency with photos copied in one at a time,
 # for the reference model (custom scan) in tract and ONNX Runtime. Writes build/bench-serve-*.md.
+# BASELINE=<a previous build's vmunet binary> repeats the batch run with it in the same run and
+# reports the photos/s ratio and the mask agreement between the two (build one with
+# `git worktree add ../prev REV && CARGO_TARGET_DIR=../prev/target make -C ../prev build`).
 .PHONY: bench-serve
 bench-serve: build venv
 	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; \
 	$(BIN) export --checkpoint $(REF_MODEL) --scan custom --class-names lesion -o $$d/ref-custom.onnx >/dev/null; \
 	for rt in tract ort; do \
 	  $(VENV)/bin/python tests/bench_serve.py $(BIN) $$d/ref-custom.onnx $(SHARED)/data/isic2017-fullres/images \
-	    --runtime $$rt --table build/bench-serve-$$rt.md; echo; \
+	    --runtime $$rt --table build/bench-serve-$$rt.md $(if $(BASELINE),--baseline $(BASELINE)); echo; \
 	done
 
 # The reference model as built into the binary (crates/vmunet-embedded): its export with the

@@ -27,7 +27,7 @@ JETSON_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: jetson jetson-toolchain test-jetson
 
-jetson-toolchain: toolchain
+jetson-toolchain: toolchain cbuild
 	@rustup target list --installed 2>/dev/null | grep -qx $(JETSON_TARGET) || rustup target add $(JETSON_TARGET)
 	@missing=$$(for p in $(JETSON_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "jetson: cross toolchain and qemu-user present"; \

@@ -10,7 +10,12 @@
    to /segment by 2 clients (photos/s), then 128x128 tensors to /infer in Triton's binary
    format by 4 clients (requests/s); p50 / p99 latency, 503s, errors, the server's peak memory.
 
+With --baseline OLD_BIN (the previous build), the batch run is repeated with it in the same
+run: the table gains its row, the photos/s ratio, and how many mask pixels agree between the
+two builds (per photo, the lowest reported).
+
 usage: bench_serve.py BIN MODEL PHOTOS_DIR [--runtime tract|ort] [--table FILE] [--http-seconds T]
+                      [--baseline OLD_BIN]
 """
 
 import argparse
@@ -69,6 +74,23 @@ def http_load(a, photos):
         proc.wait(60)
 
 
+def mask_agreement(out_a, out_b, recs):
+    """(lowest per-photo agreement, its photo, agreement over all pixels) of the masks of two
+    runs, read with Pillow."""
+    import numpy as np
+    from PIL import Image
+    worst, worst_name, same, total = 1.0, "", 0, 0
+    for r in recs:
+        a = np.asarray(Image.open(os.path.join(out_a, r["mask"])))
+        b = np.asarray(Image.open(os.path.join(out_b, r["mask"])))
+        assert a.shape == b.shape, (r["mask"], a.shape, b.shape)
+        eq = int((a == b).sum())
+        same, total = same + eq, total + a.size
+        if eq / a.size < worst:
+            worst, worst_name = eq / a.size, r["image"]
+    return worst, worst_name, same / total
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bin")
@@ -77,26 +99,37 @@ def main():
     ap.add_argument("--runtime", default="tract")
     ap.add_argument("--table")
     ap.add_argument("--http-seconds", type=float, default=15)
+    ap.add_argument("--baseline")
     a = ap.parse_args()
     photos = sorted(os.path.join(a.photos, p) for p in os.listdir(a.photos))
     work = tempfile.mkdtemp(prefix="bench-serve.")
     base = [a.bin, "serve", "--model", a.model, "--runtime", a.runtime]
     rows = []
     try:
-        # 1. Batch.
-        inp, out = os.path.join(work, "b-in"), os.path.join(work, "b-out")
-        os.makedirs(inp)
-        for p in photos:
-            shutil.copy(p, inp)
-        t = time.time()
-        subprocess.run(base + ["--watch", inp, "--out", out, "--once", "--settle-ms", "0"],
-                       check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        wall = time.time() - t
-        recs = records(out)
-        assert len(recs) == len(photos), f"{len(recs)} records for {len(photos)} photos"
-        first = min(ts(r["arrived"]) for r in recs)
-        last = max(ts(r["finished"]) for r in recs)
-        rows.append(("batch", len(recs), len(recs) / (last - first), wall, recs, None))
+        # 1. Batch (and the previous build's batch, for the ratio and the mask agreement).
+        def batch(binary, tag):
+            inp, out = os.path.join(work, tag + "-in"), os.path.join(work, tag + "-out")
+            os.makedirs(inp)
+            for p in photos:
+                shutil.copy(p, inp)
+            cmd = [binary] + base[1:] + ["--watch", inp, "--out", out, "--once", "--settle-ms", "0"]
+            t = time.time()
+            subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            wall = time.time() - t
+            recs = records(out)
+            assert len(recs) == len(photos), f"{len(recs)} records for {len(photos)} photos"
+            first = min(ts(r["arrived"]) for r in recs)
+            last = max(ts(r["finished"]) for r in recs)
+            return len(recs) / (last - first), wall, recs, out
+
+        compare = None
+        if a.baseline:
+            ips_old, wall_old, recs_old, out_old = batch(a.baseline, "prev")
+        ips, wall, recs, out = batch(a.bin, "b")
+        if a.baseline:
+            rows.append(("batch, previous build", len(recs_old), ips_old, wall_old, recs_old, None))
+            compare = (ips / ips_old, mask_agreement(out_old, out, recs))
+        rows.append(("batch", len(recs), ips, wall, recs, None))
 
         # 2. Live.
         inp, out = os.path.join(work, "l-in"), os.path.join(work, "l-out")
@@ -156,6 +189,12 @@ def main():
                          for k in ("read", "decode", "preprocess", "inference", "postprocess", "write"))
             + " |"
         )
+    if compare:
+        ratio, (worst, name, total) = compare
+        lines.append("")
+        lines.append(f"photos/s against the previous build ({os.path.basename(a.baseline)}), same run: "
+                     f"**{ratio:.2f}x**; masks agree with it on {total * 100:.3f} % of all pixels, "
+                     f"at least {worst * 100:.3f} % per photo ({name}).")
     lines.append("")
     lines.append("batch: photos present at start (latency includes the queue); live: copied in one "
                  "at a time, 0.3 s apart; stage columns are medians of the service's records.")

@@ -6,7 +6,11 @@ read what the page shows, and take a screenshot of the overlay for the Rust test
 Writes OUT/page.json (lesion text, canvas size, boundary pixels counted in the canvas, facts,
 recent list, download names) and OUT/overlay.png (the canvas element's screenshot).
 
-usage: page_check.py URL PHOTO OUT
+With WATCHED (a photo the watch-folder service beside the server segmented), also waits for
+its line in the recent list (marked "watch folder") and downloads the mask it links to,
+recording the line, the link's HTTP status, content type and PNG signature.
+
+usage: page_check.py URL PHOTO OUT [WATCHED]
 Exit 3 (and a SKIP line) when selenium or chromium is missing.
 """
 
@@ -28,6 +32,7 @@ except ImportError as e:  # pragma: no cover
 
 def main():
     url, photo, out = sys.argv[1:4]
+    watched = sys.argv[4] if len(sys.argv) > 4 else None
     os.makedirs(out, exist_ok=True)
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver_bin = shutil.which("chromedriver")
@@ -77,6 +82,23 @@ def main():
             "record_download": d.find_element(By.ID, "dl-record").get_attribute("download"),
             "recent": d.find_element(By.ID, "recent").text,
         }
+        if watched:
+            line = f"{watched}: "
+            WebDriverWait(d, 60).until(
+                lambda d: any(line in li.text and "watch folder" in li.text
+                              for li in d.find_elements(By.CSS_SELECTOR, "#recent li")))
+            item = next(li for li in d.find_elements(By.CSS_SELECTOR, "#recent li")
+                        if line in li.text and "watch folder" in li.text)
+            href = item.find_element(By.TAG_NAME, "a").get_attribute("href")
+            status, ctype, signature = d.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "fetch(arguments[0]).then(async r => {"
+                "  const b = new Uint8Array(await r.arrayBuffer());"
+                "  done([r.status, r.headers.get('content-type'), Array.from(b.slice(0, 8))]);"
+                "}).catch(e => done([0, String(e), []]));", href)
+            result["watch_entry"] = item.text
+            result["watch_mask"] = {"href": href, "status": status, "type": ctype,
+                                    "png": signature == [137, 80, 78, 71, 13, 10, 26, 10]}
         with open(os.path.join(out, "page.json"), "w") as f:
             json.dump(result, f, indent=2)
         print(json.dumps(result, indent=2))

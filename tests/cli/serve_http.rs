@@ -208,13 +208,26 @@ fn the_page_shows_the_overlay_in_headless_chromium() {
             write_lesion(&p, 400, 300, 9000);
             p
         });
-    let (mut server, addr) = start(&[]);
+    // The watch-folder service beside the server: its result is listed on the page too.
+    let (watch_in, watch_out) = (dir.path().join("in"), dir.path().join("out"));
+    std::fs::create_dir(&watch_in).unwrap();
+    write_lesion(&watch_in.join("watched-lesion.png"), 320, 240, 5000);
+    let (mut server, addr) = start(&["--watch", s(&watch_in), "--out", s(&watch_out)]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !watch_out.join("watched-lesion.json").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the watch folder did not segment its photo"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let out = dir.path().join("page");
     let o = Command::new(&py)
         .arg(vmunet_testdata::repo_root().join("tests/page_check.py"))
         .arg(format!("http://{addr}/"))
         .arg(&photo)
         .arg(&out)
+        .arg("watched-lesion.png")
         .output()
         .unwrap();
     server.kill().unwrap();
@@ -246,6 +259,22 @@ fn the_page_shows_the_overlay_in_headless_chromium() {
     let name = photo.file_stem().unwrap().to_string_lossy().into_owned();
     assert_eq!(page["mask_download"], format!("{name}_mask.png"));
     assert!(page["recent"].as_str().unwrap().contains(&name));
+    let watched = page["watch_entry"].as_str().unwrap();
+    assert!(
+        watched.contains("watched-lesion.png") && watched.contains("watch folder"),
+        "{watched}"
+    );
+    let link = &page["watch_mask"];
+    assert_eq!(link["status"], 200, "{link}");
+    assert_eq!(link["type"], "image/png", "{link}");
+    assert_eq!(link["png"], true, "{link}");
+    assert!(
+        link["href"]
+            .as_str()
+            .unwrap()
+            .ends_with("watched-lesion_mask.png"),
+        "{link}"
+    );
     // The screenshot: the tinted share of the picture follows the lesion's share of it, and the
     // photo alone is far less red.
     let shot = image::open(out.join("overlay.png")).unwrap().to_rgb8();
@@ -255,4 +284,94 @@ fn the_page_shows_the_overlay_in_headless_chromium() {
         tinted - plain > 0.5 * lesion && (tinted - lesion).abs() < 0.2,
         "screenshot {tinted:.3} reddish, photo {plain:.3}, lesion {lesion:.3}"
     );
+}
+
+/// HTTPS for a clinic network: with `--tls-cert`/`--tls-key` (a certificate made here by
+/// openssl) tritonclient.http, verifying it, reads readiness and runs `infer` over TLS; a
+/// plain-HTTP request to the TLS port gets no answer and the server serves on; a key that is
+/// not a key stops the start with an error naming the file.
+#[test]
+fn the_server_speaks_tls_with_a_given_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-keyout", s(&key), "-out", s(&cert)])
+        .output();
+    match made {
+        Ok(o) => assert!(o.status.success(), "openssl: {}", all_output(&o)),
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "openssl is needed: {e}");
+            eprintln!("SKIP: openssl is not installed ({e})");
+            return;
+        }
+    }
+    // A file that is not a key: refused before the port opens, the file named.
+    let bad = run(&[
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--tls-cert",
+        s(&cert),
+        "--tls-key",
+        s(&cert),
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("TLS") && stderr(&bad).contains("cert.pem"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let mut child = Command::new(bin())
+        .args(["serve", "--http", "127.0.0.1:0", "--tls-cert", s(&cert)])
+        .args(["--tls-key", s(&key)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(rest) = line.strip_prefix("listening on https://") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    // Plain HTTP to the TLS port: no HTTP answer.
+    assert_eq!(status_of(addr, "GET", "/v2/health/ready", b""), None);
+    let Some(py) = python() else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        return;
+    };
+    let script = r#"
+import sys, numpy as np, tritonclient.http as httpclient
+addr, ca = sys.argv[1], sys.argv[2]
+c = httpclient.InferenceServerClient(url=addr, ssl=True, ssl_options={"ca_certs": ca})
+assert c.is_server_ready()
+x = np.full((1, 3, 128, 128), 100.0, dtype=np.float32)
+i = httpclient.InferInput("input", list(x.shape), "FP32")
+i.set_data_from_numpy(x)
+y = c.infer("isic2017-16-128", [i]).as_numpy("logits")
+assert y.shape == (1, 1, 128, 128) and np.isfinite(y).all(), y.shape
+print("tls ok", float(y.mean()))
+"#;
+    let o = Command::new(&py)
+        .args(["-c", script, &addr.to_string(), s(&cert)])
+        .output()
+        .unwrap();
+    let text = all_output(&o);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(o.status.success() && text.contains("tls ok"), "{text}");
 }

@@ -12,7 +12,7 @@ use vmunet_deploy::service::log::{Log, LogFormat};
 use vmunet_deploy::service::stop_on_signals;
 use vmunet_deploy::{serve, ServeOptions};
 use vmunet_runtime::{RuntimeKind, SessionOptions};
-use vmunet_server::{Batching, Limits, ModelSource, ModelSpec, Server, ServerOptions};
+use vmunet_server::{Batching, Limits, ModelSource, ModelSpec, Server, ServerOptions, TlsFiles};
 
 /// Arguments of `vmunet serve`.
 #[derive(clap::Args)]
@@ -76,16 +76,24 @@ pub struct Args {
     /// the page itself excepted).
     #[arg(long, value_name = "FILE", requires = "http")]
     token_file: Option<PathBuf>,
+    /// HTTP: serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires_all = ["http", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// HTTP: the certificate's private key (PEM: PKCS#8, RSA or EC).
+    #[arg(long, value_name = "PEM", requires_all = ["http", "tls_cert"])]
+    tls_key: Option<PathBuf>,
     /// HTTP: most samples per model run (dynamic batching); default: the profile's `batch`,
     /// else 4.
     #[arg(long, requires = "http")]
     max_batch: Option<usize>,
-    /// HTTP: longest wait for a batch to fill, in milliseconds.
-    #[arg(long, default_value_t = 5, requires = "http")]
-    max_delay_ms: u64,
-    /// HTTP: requests that may wait per model; one more is answered 503 with Retry-After.
-    #[arg(long, default_value_t = 32, requires = "http")]
-    queue: usize,
+    /// HTTP: longest wait for a batch to fill, in milliseconds; default: the profile's
+    /// `max_batch_delay_ms`, else 5.
+    #[arg(long, requires = "http")]
+    max_delay_ms: Option<u64>,
+    /// HTTP: requests that may wait per model; one more is answered 503 with Retry-After
+    /// [default: 32].
+    #[arg(long, requires = "http")]
+    queue: Option<usize>,
     /// HTTP: largest request body in MiB.
     #[arg(long, default_value_t = 64, requires = "http")]
     max_body_mb: usize,
@@ -128,15 +136,7 @@ pub fn run(a: Args) -> Result<()> {
         threads: a.threads,
         ..Default::default()
     };
-    let batching = Batching {
-        max_batch: a
-            .max_batch
-            .or(profile.as_ref().map(|p| p.batch))
-            .unwrap_or(4)
-            .max(1),
-        max_delay: Duration::from_millis(a.max_delay_ms),
-        queue: a.queue.max(1),
-    };
+    let batching = Batching::resolve(profile.as_ref(), a.max_batch, a.max_delay_ms, a.queue);
     let mut specs: Vec<ModelSpec> = if a.model.is_empty() {
         vec![ModelSpec::new(ModelSource::Embedded(
             vmunet_embedded::REFERENCE,
@@ -224,7 +224,16 @@ pub fn run(a: Args) -> Result<()> {
         token,
         watch_out: watch.as_ref().map(|w| w.out.clone()),
         drain: Duration::from_secs(a.drain_s),
+        tls: a
+            .tls_cert
+            .zip(a.tls_key)
+            .map(|(cert, key)| TlsFiles { cert, key }),
         ..ServerOptions::new(addr, specs)
+    };
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
     };
     let server = Server::bind(options)?;
     for m in server.models() {
@@ -242,7 +251,7 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     eprintln!(
-        "listening on http://{} (Open Inference Protocol at /v2, the page at /, metrics at /metrics)",
+        "listening on {scheme}://{} (Open Inference Protocol at /v2, the page at /, metrics at /metrics)",
         server.local_addr()
     );
     let watcher = watch.map(|opts| {

@@ -16,6 +16,9 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::DataError;
 
+#[cfg(feature = "turbojpeg")]
+mod turbo;
+
 /// Reads and decodes the image at `path`: structural check, decode, EXIF orientation
 /// applied. Errors name the file and say what is wrong; a malformed file never panics.
 pub fn load_image(path: &Path) -> Result<DynamicImage, DataError> {
@@ -72,6 +75,15 @@ pub fn decode_image_limited(
             decoder.set_limits(l).map_err(decode_err)?;
         }
         let orientation = decoder.orientation().map_err(decode_err)?;
+        #[cfg(feature = "turbojpeg")]
+        if format == ImageFormat::Jpeg {
+            // The pixels Pillow gives (libjpeg-turbo: accurate integer DCT, fancy upsampling);
+            // the `image` decoder above has only read the header (size, EXIF orientation).
+            if let Some(mut img) = turbo::decode(path, bytes)? {
+                img.apply_orientation(orientation);
+                return Ok(img);
+            }
+        }
         let mut img = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
         img.apply_orientation(orientation);
         Ok(img)

@@ -46,8 +46,102 @@ impl Default for Preprocess {
 }
 
 /// The official preprocessing: per-image min-max rescale of all channels jointly to
-/// [0, 255], then bilinear resize to the model size.
+/// [0, 255], then antialiased bilinear resize to the model size.
+///
+/// 8-bit images (every photo) take the fast path: the extremes are found on the bytes, the
+/// bytes are resized with SIMD (`fast_image_resize`'s convolution, Pillow's filter) and only
+/// the model-sized result is rescaled. Rescaling is affine and the filter's weights sum to
+/// one, so this is the official order of operations up to rounding the resized values to
+/// whole bytes. Other pixel types (16-bit, float) are converted to float first.
 pub fn preprocess(img: &DynamicImage, p: &Preprocess) -> ImageTensor {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let fast = match (img, p.channels) {
+        (DynamicImage::ImageRgb8(rgb), 3) => preprocess_u8(rgb.as_raw(), 3, (h, w), p),
+        (DynamicImage::ImageLuma8(g), 1) => preprocess_u8(g.as_raw(), 1, (h, w), p),
+        // A grey photo for an RGB model: three equal planes.
+        (DynamicImage::ImageLuma8(g), 3) => preprocess_u8(g.as_raw(), 1, (h, w), p).map(|t| {
+            let mut data = Vec::with_capacity(3 * t.data.len());
+            (0..3).for_each(|_| data.extend_from_slice(&t.data));
+            ImageTensor {
+                data,
+                channels: 3,
+                ..t
+            }
+        }),
+        // `convert('RGB')`: alpha dropped.
+        (DynamicImage::ImageRgba8(_) | DynamicImage::ImageLumaA8(_), 3) => {
+            preprocess_u8(img.to_rgb8().as_raw(), 3, (h, w), p)
+        }
+        _ => None,
+    };
+    fast.unwrap_or_else(|| preprocess_f32(img, p))
+}
+
+/// The fast path of [`preprocess`] on interleaved bytes; `None` when the resizer refuses the
+/// sizes (the float path then runs).
+fn preprocess_u8(
+    bytes: &[u8],
+    channels: usize,
+    (h, w): (usize, usize),
+    p: &Preprocess,
+) -> Option<ImageTensor> {
+    use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions};
+    let (lo, hi) = bytes
+        .chunks(4096)
+        .map(|c| {
+            c.iter()
+                .fold((u8::MAX, u8::MIN), |(a, b), &v| (a.min(v), b.max(v)))
+        })
+        .fold((u8::MAX, u8::MIN), |(a, b), (c, d)| (a.min(c), b.max(d)));
+    let (out_h, out_w) = (p.height, p.width);
+    let n = out_h * out_w;
+    if hi <= lo {
+        return Some(ImageTensor {
+            data: vec![0.0; channels * n],
+            channels,
+            height: out_h,
+            width: out_w,
+        });
+    }
+    let pixel = if channels == 1 {
+        PixelType::U8
+    } else {
+        PixelType::U8x3
+    };
+    let resized;
+    let small: &[u8] = if (h, w) == (out_h, out_w) {
+        bytes
+    } else {
+        let size = |v: usize| u32::try_from(v).ok();
+        let src =
+            fast_image_resize::images::ImageRef::new(size(w)?, size(h)?, bytes, pixel).ok()?;
+        let mut dst = Image::new(size(out_w)?, size(out_h)?, pixel);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        fast_image_resize::Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .ok()?;
+        resized = dst.into_vec();
+        &resized
+    };
+    let scale = 255.0 / f32::from(hi - lo);
+    let lo = f32::from(lo);
+    let mut data = vec![0f32; channels * n];
+    for (i, px) in small.chunks_exact(channels).enumerate().take(n) {
+        for (c, &v) in px.iter().enumerate() {
+            data[c * n + i] = (f32::from(v) - lo) * scale;
+        }
+    }
+    Some(ImageTensor {
+        data,
+        channels,
+        height: out_h,
+        width: out_w,
+    })
+}
+
+/// [`preprocess`] in float throughout (the official order: rescale, then resize), for pixel
+/// types other than 8-bit.
+pub fn preprocess_f32(img: &DynamicImage, p: &Preprocess) -> ImageTensor {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (data, channels) = if p.channels == 1 {
         (img.to_luma32f().into_raw(), 1)

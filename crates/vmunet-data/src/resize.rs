@@ -2,12 +2,13 @@
 //! (torchvision `resize(..., antialias=True)` / PIL `BILINEAR`), half-pixel centres.
 
 /// Weights of one output sample: first source index and normalised weights.
-struct Taps {
-    start: usize,
-    weights: Vec<f32>,
+pub(crate) struct Taps {
+    pub(crate) start: usize,
+    pub(crate) weights: Vec<f32>,
 }
 
-fn taps(src: usize, dst: usize) -> Vec<Taps> {
+/// The taps of each of `dst` samples resampled from `src`.
+pub(crate) fn taps(src: usize, dst: usize) -> Vec<Taps> {
     let scale = src as f64 / dst as f64;
     let support = scale.max(1.0);
     (0..dst)
@@ -45,35 +46,44 @@ pub fn resize_bilinear(
     if (h, w) == (out_h, out_w) {
         return src.to_vec();
     }
-    let tx = taps(w, out_w);
     let ty = taps(h, out_h);
     let mut out = vec![0f32; channels * out_h * out_w];
-    let mut rows = vec![0f32; h * out_w];
     for c in 0..channels {
-        let plane = &src[c * h * w..(c + 1) * h * w];
-        for y in 0..h {
-            let line = &plane[y * w..(y + 1) * w];
-            for (x, t) in tx.iter().enumerate() {
-                rows[y * out_w + x] = t
-                    .weights
-                    .iter()
-                    .zip(&line[t.start..])
-                    .map(|(a, b)| a * b)
-                    .sum();
-            }
-        }
+        let rows = resize_rows(&src[c * h * w..(c + 1) * h * w], (h, w), out_w);
         let dst = &mut out[c * out_h * out_w..(c + 1) * out_h * out_w];
-        for (y, t) in ty.iter().enumerate() {
-            let o = &mut dst[y * out_w..(y + 1) * out_w];
-            for (k, wgt) in t.weights.iter().enumerate() {
-                let r = &rows[(t.start + k) * out_w..(t.start + k + 1) * out_w];
-                for (a, b) in o.iter_mut().zip(r) {
-                    *a += wgt * b;
-                }
-            }
+        for (t, o) in ty.iter().zip(dst.chunks_exact_mut(out_w)) {
+            resize_column(&rows, out_w, t, o);
         }
     }
     out
+}
+
+/// The horizontal pass: each of the `h` rows of `plane` (`h x w`) resampled to `out_w`.
+pub(crate) fn resize_rows(plane: &[f32], (h, w): (usize, usize), out_w: usize) -> Vec<f32> {
+    let tx = taps(w, out_w);
+    let mut rows = vec![0f32; h * out_w];
+    for (line, row) in plane.chunks_exact(w).zip(rows.chunks_exact_mut(out_w)) {
+        for (t, r) in tx.iter().zip(row.iter_mut()) {
+            *r = t
+                .weights
+                .iter()
+                .zip(&line[t.start..])
+                .map(|(a, b)| a * b)
+                .sum();
+        }
+    }
+    rows
+}
+
+/// The vertical pass for one output row: `out` (zeroed, `out_w` long) = the rows of `rows`
+/// ([`resize_rows`]) weighted by `t`.
+pub(crate) fn resize_column(rows: &[f32], out_w: usize, t: &Taps, out: &mut [f32]) {
+    for (k, wgt) in t.weights.iter().enumerate() {
+        let r = &rows[(t.start + k) * out_w..(t.start + k + 1) * out_w];
+        for (a, b) in out.iter_mut().zip(r) {
+            *a += wgt * b;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -128,13 +128,24 @@ impl Segmentation {
     ) -> Result<(PathBuf, PathBuf), DataError> {
         let mask_path = dir.join(names.mask());
         let overlay_path = dir.join(names.overlay());
-        let mask = encode_png(&DynamicImage::ImageLuma8(self.mask.to_image()), &mask_path)?;
-        let over = encode_png(
-            &DynamicImage::ImageRgb8(overlay(img, &self.mask)),
-            &overlay_path,
-        )?;
-        vmunet_fs::write_durable_output(&mask_path, &mask)?;
-        vmunet_fs::write_durable_output(&overlay_path, &over)?;
+        // The overlay (the larger: a full-size RGB picture) on a second thread, beside the mask.
+        let (over, mask) = std::thread::scope(|s| {
+            let over = s.spawn(|| -> Result<(), DataError> {
+                let png = encode_png(
+                    &DynamicImage::ImageRgb8(overlay(img, &self.mask)),
+                    &overlay_path,
+                )?;
+                Ok(vmunet_fs::write_durable_output(&overlay_path, &png)?)
+            });
+            let mask = encode_png(&DynamicImage::ImageLuma8(self.mask.to_image()), &mask_path)
+                .and_then(|png| Ok(vmunet_fs::write_durable_output(&mask_path, &png)?));
+            (over.join(), mask)
+        });
+        mask?;
+        over.map_err(|_| DataError::Format {
+            path: overlay_path.clone(),
+            reason: "the overlay encoder panicked".into(),
+        })??;
         Ok((mask_path, overlay_path))
     }
 }
@@ -260,10 +271,26 @@ impl Segmenter {
     pub fn segment(&mut self, img: &DynamicImage) -> Result<Segmentation, RuntimeError> {
         let t0 = Instant::now();
         let x = self.plan.input(img);
+        let preprocess = t0.elapsed().as_secs_f64();
+        self.segment_input(
+            &x,
+            (img.height() as usize, img.width() as usize),
+            preprocess,
+        )
+    }
+
+    /// Segments a model input made by [`SegmentPlan::input`] (elsewhere: on a thread that
+    /// prepares the next image while this one runs); the mask has `size` (height, width),
+    /// the image's. `preprocess` is the seconds making `x` took, for the timing.
+    pub fn segment_input(
+        &mut self,
+        x: &Array,
+        size: (usize, usize),
+        preprocess: f64,
+    ) -> Result<Segmentation, RuntimeError> {
         let t1 = Instant::now();
-        let y = self.session.run(&x)?;
+        let y = self.session.run(x)?;
         let t2 = Instant::now();
-        let size = (img.height() as usize, img.width() as usize);
         let mask = self
             .plan
             .mask(&y, 0, size)
@@ -277,7 +304,7 @@ impl Segmenter {
         Ok(Segmentation {
             mask,
             timing: Timing {
-                preprocess: (t1 - t0).as_secs_f64(),
+                preprocess,
                 inference: (t2 - t1).as_secs_f64(),
                 postprocess: t2.elapsed().as_secs_f64(),
             },

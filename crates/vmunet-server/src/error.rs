@@ -80,6 +80,14 @@ pub enum ServerError {
     /// A model name that cannot be used in a URL path.
     #[error("model name '{0}' must be 1-64 of A-Z a-z 0-9 . _ - (it is part of the URL)")]
     BadName(String),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {}: {reason}", path.display())]
+    Tls {
+        /// The PEM file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// No model to serve.
     #[error("no model to serve")]
     NoModel,

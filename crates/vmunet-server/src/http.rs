@@ -33,6 +33,8 @@ pub(crate) struct State {
     pub recent: Recent,
     pub watch_out: Option<PathBuf>,
     pub image_slots: tokio::sync::Semaphore,
+    /// HTTPS when set.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -70,19 +72,27 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let st = state.clone();
-        let svc = hyper::service::service_fn(move |req| {
-            let st = st.clone();
-            async move { Ok::<_, Infallible>(handle(st, req).await) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(state.limits.header_timeout)
-            .serve_connection(TokioIo::new(stream), svc);
-        let fut = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = fut.await;
-            drop(permit);
-        });
+        let watcher = graceful.watcher();
+        match state.tls.clone() {
+            None => {
+                tokio::spawn(async move {
+                    connection(st, stream, watcher).await;
+                    drop(permit);
+                });
+            }
+            // The handshake on the connection's own task, within the header timeout: a client
+            // that never finishes it holds one connection slot for that long, no more.
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(st.limits.header_timeout, acceptor.accept(stream));
+                    if let Ok(Ok(tls)) = handshake.await {
+                        connection(st, tls, watcher).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     let open = graceful.count();
@@ -90,6 +100,24 @@ pub(crate) async fn serve(
         _ = graceful.shutdown() => Ok(0),
         _ = tokio::time::sleep(drain) => Ok(open),
     }
+}
+
+/// Serves one HTTP/1.1 connection over `io` (a TCP stream, or TLS over one) until it closes
+/// or the drain ends it.
+async fn connection<I>(st: Arc<State>, io: I, watcher: hyper_util::server::graceful::Watcher)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_timeout = st.limits.header_timeout;
+    let svc = hyper::service::service_fn(move |req| {
+        let st = st.clone();
+        async move { Ok::<_, Infallible>(handle(st, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), svc);
+    let _ = watcher.watch(conn).await;
 }
 
 async fn handle(st: Arc<State>, req: Request<Incoming>) -> Resp {

@@ -12,7 +12,8 @@
 //! - the page at `/` ([`page`]), Prometheus metrics at `/metrics` ([`metrics`]);
 //! - limits: loopback by default (the caller chooses the address), request-body and
 //!   decoded-pixel limits, header and body timeouts, a connection limit, bounded queues
-//!   answering 503 with `Retry-After`, optional bearer-token auth, graceful drain on stop.
+//!   answering 503 with `Retry-After`, optional bearer-token auth and TLS (rustls), graceful
+//!   drain on stop.
 
 #![deny(missing_docs)]
 
@@ -24,6 +25,9 @@ pub mod page;
 pub mod protocol;
 pub mod segment;
 pub mod tensor;
+mod tls;
+
+pub use tls::TlsFiles;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +87,8 @@ pub struct ServerOptions {
     pub threads: usize,
     /// How long a stop waits for requests in flight.
     pub drain: Duration,
+    /// Serve HTTPS with this certificate and key (None: plain HTTP).
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServerOptions {
@@ -96,6 +102,7 @@ impl ServerOptions {
             watch_out: None,
             threads: 2,
             drain: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -162,6 +169,8 @@ impl Server {
         if opts.models.is_empty() {
             return Err(ServerError::NoModel);
         }
+        // The certificate first: a bad file is reported before any model loads.
+        let tls = opts.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
         let mut names = std::collections::HashSet::new();
         for m in &opts.models {
             if !valid_name(&m.name) {
@@ -198,6 +207,7 @@ impl Server {
             recent: segment::Recent::new(50),
             image_slots: tokio::sync::Semaphore::new(opts.limits.image_slots.max(1)),
             watch_out: opts.watch_out,
+            tls,
         });
         Ok(Self {
             state,

@@ -54,6 +54,30 @@ impl Default for Batching {
     }
 }
 
+impl Batching {
+    /// The batching a server runs with: each setting given on the command line, else the
+    /// device profile's (`batch`, `max_batch_delay_ms`), else the default (4 samples, 5 ms,
+    /// 32 waiting requests).
+    pub fn resolve(
+        profile: Option<&vmunet_runtime::DeviceProfile>,
+        max_batch: Option<usize>,
+        max_delay_ms: Option<u64>,
+        queue: Option<usize>,
+    ) -> Self {
+        let d = Self::default();
+        Self {
+            max_batch: max_batch
+                .or(profile.map(|p| p.batch))
+                .unwrap_or(d.max_batch)
+                .max(1),
+            max_delay: max_delay_ms
+                .or(profile.and_then(|p| p.max_batch_delay_ms))
+                .map_or(d.max_delay, Duration::from_millis),
+            queue: queue.unwrap_or(d.queue).max(1),
+        }
+    }
+}
+
 /// A model to serve.
 #[derive(Debug, Clone)]
 pub struct ModelSpec {

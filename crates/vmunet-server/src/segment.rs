@@ -136,21 +136,10 @@ fn data_error(e: DataError) -> ApiError {
     }
 }
 
-/// Encodes a PNG at a fast deflate level.
+/// Encodes a PNG with the library's one encoder ([`vmunet_data::encode_png`]).
 fn png(img: &DynamicImage) -> Result<Vec<u8>, ApiError> {
-    let mut out = Vec::new();
-    let enc = image::codecs::png::PngEncoder::new_with_quality(
-        &mut out,
-        image::codecs::png::CompressionType::Fast,
-        image::codecs::png::FilterType::Adaptive,
-    );
-    img.write_with_encoder(enc).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode PNG: {e}"),
-        )
-    })?;
-    Ok(out)
+    vmunet_data::encode_png(img, Path::new("mask.png"))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// A blocking task that did not finish (it panicked or the runtime is stopping).
@@ -216,7 +205,7 @@ pub async fn segment(
     .map_err(|e| join_error("postprocessing", e))??;
     drop(slot);
     let info = &model.info;
-    let pixels = mask.data.iter().filter(|&&c| c > 0).count() as u64;
+    let pixels = mask.foreground_pixels();
     let names = OutputNames::new(output_stem(Path::new(&name)));
     let finished = vmunet_deploy::unix_now();
     let latency = t0.elapsed().as_secs_f64();
@@ -245,7 +234,7 @@ pub async fn segment(
             },
             lesion: Lesion {
                 pixels,
-                fraction: mask.foreground_fraction(),
+                fraction: pixels as f64 / mask.data.len().max(1) as f64,
             },
             mask: names.mask(),
             overlay: names.overlay(),

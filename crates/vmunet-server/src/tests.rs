@@ -727,3 +727,27 @@ fn get_fails(a: SocketAddr) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(2))).ok();
     !matches!(s.read(&mut b), Ok(n) if n > 0)
 }
+
+/// Batching settings: the command line's, else the device profile's, else the defaults.
+#[test]
+fn batching_comes_from_the_command_line_then_the_profile() {
+    let profile = vmunet_runtime::DeviceProfile::parse(
+        "name = \"x\"\nruntime = \"tract\"\nbatch = 8\nmax_batch_delay_ms = 12\n",
+    )
+    .unwrap();
+    let b = Batching::resolve(Some(&profile), None, None, None);
+    assert_eq!((b.max_batch, b.max_delay), (8, Duration::from_millis(12)));
+    assert_eq!(b.queue, Batching::default().queue);
+    let b = Batching::resolve(Some(&profile), Some(2), Some(0), Some(3));
+    assert_eq!((b.max_batch, b.max_delay, b.queue), (2, Duration::ZERO, 3));
+    let no_delay =
+        vmunet_runtime::DeviceProfile::parse("name = \"x\"\nruntime = \"tract\"\n").unwrap();
+    assert_eq!(
+        Batching::resolve(Some(&no_delay), None, None, None).max_delay,
+        Batching::default().max_delay
+    );
+    assert_eq!(
+        Batching::resolve(None, None, None, None),
+        Batching::default()
+    );
+}

@@ -99,9 +99,12 @@ pub struct DeviceProfile {
     /// Model input size (H = W).
     #[serde(default = "default_size")]
     pub input_size: usize,
-    /// Images per run.
+    /// Images per run (`vmunet serve --http`: the most requests one dynamic batch holds).
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// `vmunet serve --http`: the longest a request waits for its dynamic batch to fill, in
+    /// milliseconds (None: the server's default).
+    pub max_batch_delay_ms: Option<u64>,
     /// Scan formulation to export for this target: `scan` (ONNX Scan loop), `chunked` (no
     /// control flow, for TensorRT) or `custom` (the ai.vmunet::SelectiveScan operator).
     #[serde(default, deserialize_with = "scan_field")]
@@ -232,6 +235,13 @@ impl DeviceProfile {
                 "field `input_size`: {} must be a positive multiple of 32",
                 self.input_size
             ));
+        }
+        if let Some(d) = self.max_batch_delay_ms {
+            if d > 10_000 {
+                return Err(format!(
+                    "field `max_batch_delay_ms`: {d} is out of range (0..=10000)"
+                ));
+            }
         }
         if self.batch == 0 || self.batch > 4096 {
             return Err(format!(
@@ -393,6 +403,7 @@ mod tests {
             ("input_size = 100\n", "input_size"),
             ("threads = 0\n", "threads"),
             ("batch = 0\n", "batch"),
+            ("max_batch_delay_ms = 10001\n", "field `max_batch_delay_ms`"),
             ("precision = \"fp16\"\n", "precision"),
             (
                 "providers = [\"tensorrt\"]\n[tensorrt]\nworkspace_mb = 0\n",

@@ -13,6 +13,7 @@ use vmunet_fs::{failpoint, free_name, move_durable, sha256_hex, write_durable_ou
 use vmunet_runtime::{OutputNames, RuntimeError, Segmentation};
 
 use super::journal::{Event, ImageKey};
+use super::prefetch::{Decoded, Prefetched};
 use super::record::{
     done_audit_line, failed_audit_line, reason_text, ImageRecord, ImageTimings, Lesion,
 };
@@ -22,16 +23,18 @@ use super::worker::Service;
 use crate::DeployError;
 
 /// A ready file read whole and identified.
-struct ReadFile {
+pub(super) struct ReadFile {
     bytes: Vec<u8>,
     key: ImageKey,
     mtime: Option<SystemTime>,
     /// Seconds reading and hashing it took.
     read_seconds: f64,
+    /// Decoded ahead of its turn (the prefetch thread), when it was.
+    decoded: Option<Decoded>,
 }
 
 /// An image and what the model made of it.
-struct Processed {
+pub(super) struct Processed {
     img: DynamicImage,
     seg: Segmentation,
     /// Seconds decoding it took.
@@ -39,28 +42,82 @@ struct Processed {
 }
 
 /// The mask and overlay written, and when their encoding began.
-struct Images {
+pub(super) struct Images {
     mask: String,
     overlay: String,
     started: Instant,
 }
 
+/// An image through the model, its outputs still to write: the handler's first half done.
+pub(super) struct Staged {
+    r: Ready,
+    file: ReadFile,
+    stem: String,
+    processed: Processed,
+}
+
+impl Staged {
+    /// Encodes and durably writes `STEM_mask.png` and `STEM_overlay.png` into `out` (the
+    /// segmenter's one output path: [`vmunet_runtime::Segmentation::write_images`]). Touches
+    /// nothing but those two files, so it may run on another thread while the next image is
+    /// staged.
+    pub(super) fn write_images(&self, out: &Path) -> Result<Images, DeployError> {
+        let started = Instant::now();
+        let names = OutputNames::new(&self.stem);
+        let p = &self.processed;
+        p.seg.write_images(&p.img, out, &names)?;
+        Ok(Images {
+            mask: names.mask(),
+            overlay: names.overlay(),
+            started,
+        })
+    }
+}
+
 impl Service<'_> {
-    /// Processes one ready file. Errors are the service's own (cannot write the output
-    /// folder): the caller stops.
-    pub(super) fn handle(&mut self, r: Ready) -> Result<(), DeployError> {
-        let Some(file) = self.read(&r) else {
-            return Ok(());
+    /// The first half of handling one ready file, with what the prefetch thread prepared for
+    /// it, if anything: read, journal `started`, decode and segment. `None` when there is
+    /// nothing to write (gone, still changing, done before, set aside). Errors are the
+    /// service's own (cannot write the output folder): the caller stops.
+    pub(super) fn stage(
+        &mut self,
+        r: Ready,
+        pre: Option<Prefetched>,
+    ) -> Result<Option<Staged>, DeployError> {
+        let Some(mut file) = self.read(&r, pre) else {
+            return Ok(None);
         };
         let Some(stem) = self.begin(&r, &file)? else {
-            return Ok(());
+            return Ok(None);
         };
         failpoint::hit("after-start");
-        let Some(processed) = self.process(&r, &file)? else {
-            return Ok(());
+        let decoded = file.decoded.take();
+        let Some(processed) = self.process(&r, &file, decoded)? else {
+            return Ok(None);
         };
-        let images = self.write_images(&stem, &processed)?;
+        Ok(Some(Staged {
+            r,
+            file,
+            stem,
+            processed,
+        }))
+    }
+
+    /// The second half, once the images are written ([`Staged::write_images`]): the record
+    /// (last of the outputs), the audit line, `done`, the status board and a log line.
+    pub(super) fn complete(
+        &mut self,
+        staged: Staged,
+        images: Result<Images, DeployError>,
+    ) -> Result<(), DeployError> {
+        let images = images?;
         failpoint::hit("before-json");
+        let Staged {
+            r,
+            file,
+            stem,
+            processed,
+        } = staged;
         let record = self.write_record(&r, &file, &stem, &processed, images)?;
         failpoint::hit("before-done");
         self.finish(&r, &file, &stem, &record)
@@ -68,34 +125,54 @@ impl Service<'_> {
 
     /// Reads the file whole and hashes it; `None` when it is gone, unreadable (retried) or
     /// still changing (listed again next pass).
-    fn read(&mut self, r: &Ready) -> Option<ReadFile> {
+    fn read(&mut self, r: &Ready, pre: Option<Prefetched>) -> Option<ReadFile> {
         let t0 = Instant::now();
-        let bytes = match std::fs::read(&r.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.tracker.forget(&r.path);
-                return None;
-            }
-            Err(e) => {
-                self.log().warn(
-                    "cannot read; will retry",
-                    json!({"image": r.name, "error": e.to_string()}),
-                );
-                return None;
-            }
+        // What the prefetch thread read, if it read this file at the size found ready.
+        let pre = pre.filter(|p| p.path == r.path).and_then(|p| {
+            let (bytes, sha) = p.bytes?;
+            (bytes.len() as u64 == r.size).then_some((bytes, sha, p.read_seconds, p.decoded))
+        });
+        let (bytes, sha, read_seconds, decoded) = match pre {
+            Some(p) => p,
+            None => match self.read_now(r) {
+                Some(bytes) => {
+                    let sha = sha256_hex(&bytes);
+                    (bytes, sha, t0.elapsed().as_secs_f64(), None)
+                }
+                None => return None,
+            },
         };
         let meta = std::fs::metadata(&r.path).ok();
         if bytes.len() as u64 != r.size || meta.as_ref().map(|m| m.len()) != Some(r.size) {
             return None;
         }
         let mtime = meta.and_then(|m| m.modified().ok());
-        let key = ImageKey::new(r.name.clone(), sha256_hex(&bytes));
+        let key = ImageKey::new(r.name.clone(), sha);
         Some(ReadFile {
             bytes,
             key,
             mtime,
-            read_seconds: t0.elapsed().as_secs_f64(),
+            read_seconds,
+            decoded,
         })
+    }
+
+    /// Reads the file whole; `None` when it is gone or unreadable (retried).
+    fn read_now(&mut self, r: &Ready) -> Option<Vec<u8>> {
+        match std::fs::read(&r.path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.tracker.forget(&r.path);
+                None
+            }
+            Err(e) => {
+                self.log().warn(
+                    "cannot read; will retry",
+                    json!({"image": r.name, "error": e.to_string()}),
+                );
+                None
+            }
+        }
     }
 
     /// Looks the image up in the journal: the output stem to write when it is to be
@@ -150,17 +227,35 @@ impl Service<'_> {
     /// Decodes and segments the image; `None` when it was set aside (cannot be decoded, the
     /// model failed on it). A model that panicked or is poisoned is an error: the service
     /// stops.
-    fn process(&mut self, r: &Ready, file: &ReadFile) -> Result<Option<Processed>, DeployError> {
-        let t1 = Instant::now();
-        let img = match decode_image(&r.path, &file.bytes) {
+    fn process(
+        &mut self,
+        r: &Ready,
+        file: &ReadFile,
+        decoded: Option<Decoded>,
+    ) -> Result<Option<Processed>, DeployError> {
+        let (img, decode_seconds, input) = match decoded {
+            Some(d) => (d.img, d.decode_seconds, d.input),
+            None => {
+                let t1 = Instant::now();
+                let img = decode_image(&r.path, &file.bytes);
+                (img, t1.elapsed().as_secs_f64(), None)
+            }
+        };
+        let img = match img {
             Ok(img) => img,
             Err(e) => {
                 self.fail(r, &file.key, &e.to_string())?;
                 return Ok(None);
             }
         };
-        let decode_seconds = t1.elapsed().as_secs_f64();
-        match self.seg.segment(&img) {
+        let segmented = match input {
+            Some((x, seconds)) => {
+                let size = (img.height() as usize, img.width() as usize);
+                self.seg.segment_input(&x, size, seconds)
+            }
+            None => self.seg.segment(&img),
+        };
+        match segmented {
             Ok(seg) => Ok(Some(Processed {
                 img,
                 seg,
@@ -180,19 +275,6 @@ impl Service<'_> {
         }
     }
 
-    /// Encodes and durably writes `STEM_mask.png` and `STEM_overlay.png` (the segmenter's
-    /// one output path: [`vmunet_runtime::Segmentation::write_images`]).
-    fn write_images(&self, stem: &str, p: &Processed) -> Result<Images, DeployError> {
-        let started = Instant::now();
-        let names = OutputNames::new(stem);
-        p.seg.write_images(&p.img, &self.opts.out, &names)?;
-        Ok(Images {
-            mask: names.mask(),
-            overlay: names.overlay(),
-            started,
-        })
-    }
-
     /// Builds the image's record and durably writes it to `STEM.json` (last: a record that
     /// names the image's SHA-256 means the outputs are complete).
     fn write_record(
@@ -203,7 +285,7 @@ impl Service<'_> {
         p: &Processed,
         images: Images,
     ) -> Result<ImageRecord, DeployError> {
-        let pixels = p.seg.mask.data.iter().filter(|&&c| c > 0).count() as u64;
+        let pixels = p.seg.mask.foreground_pixels();
         let now = crate::unix_now();
         let latency = r.arrived.elapsed().as_secs_f64();
         let arrived_unix = now - latency;
@@ -229,7 +311,7 @@ impl Service<'_> {
             },
             lesion: Lesion {
                 pixels,
-                fraction: p.seg.mask.foreground_fraction(),
+                fraction: pixels as f64 / p.seg.mask.data.len().max(1) as f64,
             },
             mask: images.mask,
             overlay: images.overlay,

@@ -27,6 +27,7 @@ mod handle;
 pub mod journal;
 pub mod log;
 mod options;
+mod prefetch;
 mod record;
 mod recovery;
 mod setup;
@@ -36,14 +37,20 @@ mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vmunet_data::is_image_file;
 
 use crate::DeployError;
+use handle::{Images, Staged};
+use prefetch::Prefetched;
 use watch::Watcher;
 use worker::Service;
+
+/// An image's outputs as the writer thread leaves them.
+type Written = (Staged, Result<Images, DeployError>);
 
 pub use options::{ServeOptions, ServeSummary};
 pub use record::{ImageRecord, ImageTimings, Lesion};
@@ -149,16 +156,45 @@ impl Service<'_> {
                 );
             }
             let drained = ready.is_empty() && self.tracker.pending() == 0;
-            for r in ready {
-                if stop.load(Ordering::SeqCst) {
-                    break;
+            // Three images in flight: while one goes through the model, the one before it
+            // has its mask and overlay encoded and written, and the one after it is read and
+            // decoded. Records, `done` and the status board follow the arrival order.
+            let plan = self.seg.plan();
+            let out = self.opts.out.clone();
+            std::thread::scope(|s| -> Result<(), DeployError> {
+                let mut ready = ready.into_iter().peekable();
+                let mut next: Option<ScopedJoinHandle<'_, Prefetched>> = None;
+                let mut writing: Option<ScopedJoinHandle<'_, Written>> = None;
+                while let Some(r) = ready.next() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let pre = next.take().and_then(|h| h.join().ok());
+                    if let Some(n) = ready.peek() {
+                        let path = n.path.clone();
+                        next = Some(s.spawn(move || prefetch::prefetch(path, plan)));
+                    }
+                    if self.first_arrival.is_none() {
+                        self.first_arrival = Some(r.arrived);
+                    }
+                    let staged = self.stage(r, pre);
+                    if let Some(w) = writing.take() {
+                        self.complete_written(w)?;
+                    }
+                    if let Some(st) = staged? {
+                        let out = &out;
+                        writing = Some(s.spawn(move || {
+                            let images = st.write_images(out);
+                            (st, images)
+                        }));
+                    }
+                    heartbeat = Instant::now();
                 }
-                if self.first_arrival.is_none() {
-                    self.first_arrival = Some(r.arrived);
+                if let Some(w) = writing.take() {
+                    self.complete_written(w)?;
                 }
-                self.handle(r)?;
-                heartbeat = Instant::now();
-            }
+                Ok(())
+            })?;
             let queued = self.tracker.pending();
             if heartbeat.elapsed() >= Duration::from_secs(5) {
                 self.board.update(|s| s.queued = queued)?;
@@ -168,6 +204,17 @@ impl Service<'_> {
                 return Ok(());
             }
             self.wait(watcher);
+        }
+    }
+
+    /// The second half of an image whose outputs were written on the writer thread.
+    fn complete_written(&mut self, w: ScopedJoinHandle<'_, Written>) -> Result<(), DeployError> {
+        match w.join() {
+            Ok((staged, images)) => self.complete(staged, images),
+            Err(_) => Err(DeployError::invalid(
+                &self.opts.out,
+                "the thread writing a mask and overlay panicked",
+            )),
         }
     }
 
