@@ -247,6 +247,20 @@ impl Segmenter {
         })
     }
 
+    /// Runs the model once on a blank input of its size, so that the first image is not
+    /// the one that pays for the runtime's first-run setup (plans, buffers: ~0.1 s in tract);
+    /// returns the seconds it took. A model that cannot run even that is an error.
+    pub fn warm_up(&mut self) -> Result<f64, RuntimeError> {
+        let t = Instant::now();
+        let pre = self.plan.pre;
+        let x = Array {
+            shape: vec![1, pre.channels, pre.height, pre.width],
+            data: vec![0.0; pre.channels * pre.height * pre.width],
+        };
+        self.session.run(&x)?;
+        Ok(t.elapsed().as_secs_f64())
+    }
+
     /// The session that runs the model.
     pub fn session(&self) -> &Session {
         &self.session

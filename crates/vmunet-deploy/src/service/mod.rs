@@ -35,6 +35,7 @@ pub mod status;
 pub mod watch;
 mod worker;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::ScopedJoinHandle;
@@ -48,6 +49,10 @@ use handle::{Images, Staged};
 use prefetch::Prefetched;
 use watch::Watcher;
 use worker::Service;
+
+/// Images whose outputs may be being written at once (each on its own thread, beside the
+/// model's): two keep both cores of a small board busy while a full-size overlay is encoded.
+const WRITERS: usize = 2;
 
 /// An image's outputs as the writer thread leaves them.
 type Written = (Staged, Result<Images, DeployError>);
@@ -69,6 +74,7 @@ pub fn stop_on_signals() -> std::io::Result<StopFlag> {
 
 /// Runs the service until `stop` is raised (or, with `once`, the folder is drained).
 pub fn serve(opts: &ServeOptions, stop: StopFlag) -> Result<ServeSummary, DeployError> {
+    setup::keep_freed_memory();
     // The lock is held until this function returns.
     let folders = setup::prepare_folders(opts)?;
     let journal = recovery::open_after_crash(
@@ -156,15 +162,15 @@ impl Service<'_> {
                 );
             }
             let drained = ready.is_empty() && self.tracker.pending() == 0;
-            // Three images in flight: while one goes through the model, the one before it
-            // has its mask and overlay encoded and written, and the one after it is read and
-            // decoded. Records, `done` and the status board follow the arrival order.
+            // Several images in flight: while one goes through the model, the two before it
+            // have their masks and overlays encoded and written, and the one after it is read
+            // and decoded. Records, `done` and the status board follow the arrival order.
             let plan = self.seg.plan();
             let out = self.opts.out.clone();
             std::thread::scope(|s| -> Result<(), DeployError> {
                 let mut ready = ready.into_iter().peekable();
                 let mut next: Option<ScopedJoinHandle<'_, Prefetched>> = None;
-                let mut writing: Option<ScopedJoinHandle<'_, Written>> = None;
+                let mut writing: VecDeque<ScopedJoinHandle<'_, Written>> = VecDeque::new();
                 while let Some(r) = ready.next() {
                     if stop.load(Ordering::SeqCst) {
                         break;
@@ -178,19 +184,21 @@ impl Service<'_> {
                         self.first_arrival = Some(r.arrived);
                     }
                     let staged = self.stage(r, pre);
-                    if let Some(w) = writing.take() {
-                        self.complete_written(w)?;
+                    if writing.len() >= WRITERS {
+                        if let Some(w) = writing.pop_front() {
+                            self.complete_written(w)?;
+                        }
                     }
                     if let Some(st) = staged? {
                         let out = &out;
-                        writing = Some(s.spawn(move || {
+                        writing.push_back(s.spawn(move || {
                             let images = st.write_images(out);
                             (st, images)
                         }));
                     }
                     heartbeat = Instant::now();
                 }
-                if let Some(w) = writing.take() {
+                while let Some(w) = writing.pop_front() {
                     self.complete_written(w)?;
                 }
                 Ok(())
