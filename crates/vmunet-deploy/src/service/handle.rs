@@ -41,11 +41,11 @@ pub(super) struct Processed {
     decode_seconds: f64,
 }
 
-/// The mask and overlay written, and when their encoding began.
+/// The mask and overlay written, and the seconds encoding and writing them took.
 pub(super) struct Images {
     mask: String,
     overlay: String,
-    started: Instant,
+    seconds: f64,
 }
 
 /// An image through the model, its outputs still to write: the handler's first half done.
@@ -69,7 +69,7 @@ impl Staged {
         Ok(Images {
             mask: names.mask(),
             overlay: names.overlay(),
-            started,
+            seconds: started.elapsed().as_secs_f64(),
         })
     }
 }
@@ -306,7 +306,7 @@ impl Service<'_> {
                 preprocess: p.seg.timing.preprocess,
                 inference: p.seg.timing.inference,
                 postprocess: p.seg.timing.postprocess,
-                write: images.started.elapsed().as_secs_f64(),
+                write: images.seconds,
                 latency,
             },
             lesion: Lesion {

@@ -183,13 +183,22 @@ impl Service<'_> {
                     if self.first_arrival.is_none() {
                         self.first_arrival = Some(r.arrived);
                     }
-                    let staged = self.stage(r, pre);
+                    let staged = match self.stage(r, pre) {
+                        Ok(staged) => staged,
+                        Err(e) => {
+                            // The images already written still get their records first.
+                            while let Some(w) = writing.pop_front() {
+                                self.complete_written(w)?;
+                            }
+                            return Err(e);
+                        }
+                    };
                     if writing.len() >= WRITERS {
                         if let Some(w) = writing.pop_front() {
                             self.complete_written(w)?;
                         }
                     }
-                    if let Some(st) = staged? {
+                    if let Some(st) = staged {
                         let out = &out;
                         writing.push_back(s.spawn(move || {
                             let images = st.write_images(out);
