@@ -29,7 +29,7 @@ pub use npy::{read_npy, read_npz, write_npy, write_npz, Array};
 pub use postprocess::{
     activate, encode_png, mask_from_probabilities, overlay, save_png_atomic, Mask,
 };
-pub use preprocess::{preprocess, preprocess_f32, ImageTensor, Preprocess};
+pub use preprocess::{preprocess, ImageTensor, Preprocess};
 pub use resize::resize_bilinear;
 pub use synthetic::{write_synthetic_isic, write_synthetic_synapse};
 

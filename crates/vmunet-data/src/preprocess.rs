@@ -141,7 +141,7 @@ fn preprocess_u8(
 
 /// [`preprocess`] in float throughout (the official order: rescale, then resize), for pixel
 /// types other than 8-bit.
-pub fn preprocess_f32(img: &DynamicImage, p: &Preprocess) -> ImageTensor {
+fn preprocess_f32(img: &DynamicImage, p: &Preprocess) -> ImageTensor {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (data, channels) = if p.channels == 1 {
         (img.to_luma32f().into_raw(), 1)

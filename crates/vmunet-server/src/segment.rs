@@ -136,9 +136,10 @@ fn data_error(e: DataError) -> ApiError {
     }
 }
 
-/// Encodes a PNG with the library's one encoder ([`vmunet_data::encode_png`]).
-fn png(img: &DynamicImage) -> Result<Vec<u8>, ApiError> {
-    vmunet_data::encode_png(img, Path::new("mask.png"))
+/// Encodes a PNG with the library's one encoder ([`vmunet_data::encode_png`]); `name` says
+/// which output in an error.
+fn png(img: &DynamicImage, name: &str) -> Result<Vec<u8>, ApiError> {
+    vmunet_data::encode_png(img, Path::new(name))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
@@ -193,9 +194,12 @@ pub async fn segment(
             )
         })?;
         let t4 = Instant::now();
-        let mask_png = png(&DynamicImage::ImageLuma8(mask.to_image()))?;
+        let mask_png = png(&DynamicImage::ImageLuma8(mask.to_image()), "mask.png")?;
         let over = if want_overlay {
-            Some(png(&DynamicImage::ImageRgb8(overlay(&img, &mask)))?)
+            Some(png(
+                &DynamicImage::ImageRgb8(overlay(&img, &mask)),
+                "overlay.png",
+            )?)
         } else {
             None
         };
@@ -205,7 +209,6 @@ pub async fn segment(
     .map_err(|e| join_error("postprocessing", e))??;
     drop(slot);
     let info = &model.info;
-    let pixels = mask.foreground_pixels();
     let names = OutputNames::new(output_stem(Path::new(&name)));
     let finished = vmunet_deploy::unix_now();
     let latency = t0.elapsed().as_secs_f64();
@@ -232,10 +235,7 @@ pub async fn segment(
                 write: t4.elapsed().as_secs_f64(),
                 latency,
             },
-            lesion: Lesion {
-                pixels,
-                fraction: pixels as f64 / mask.data.len().max(1) as f64,
-            },
+            lesion: Lesion::of(&mask),
             mask: names.mask(),
             overlay: names.overlay(),
             arrived: vmunet_deploy::utc_timestamp(finished - latency),

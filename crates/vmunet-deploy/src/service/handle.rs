@@ -285,7 +285,6 @@ impl Service<'_> {
         p: &Processed,
         images: Images,
     ) -> Result<ImageRecord, DeployError> {
-        let pixels = p.seg.mask.foreground_pixels();
         let now = crate::unix_now();
         let latency = r.arrived.elapsed().as_secs_f64();
         let arrived_unix = now - latency;
@@ -309,10 +308,7 @@ impl Service<'_> {
                 write: images.seconds,
                 latency,
             },
-            lesion: Lesion {
-                pixels,
-                fraction: pixels as f64 / p.seg.mask.data.len().max(1) as f64,
-            },
+            lesion: Lesion::of(&p.seg.mask),
             mask: images.mask,
             overlay: images.overlay,
             arrived: crate::utc_timestamp(arrived_unix),

@@ -73,6 +73,17 @@ pub struct Lesion {
     pub fraction: f64,
 }
 
+impl Lesion {
+    /// The foreground of `mask` (class > 0), counted once.
+    pub fn of(mask: &vmunet_data::Mask) -> Self {
+        let pixels = mask.foreground_pixels();
+        Self {
+            pixels,
+            fraction: pixels as f64 / mask.data.len().max(1) as f64,
+        }
+    }
+}
+
 /// The model an outcome is attributed to, as the audit log and reason files name it.
 pub(super) struct ModelId<'a> {
     /// The model file, displayed.
