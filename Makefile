@@ -30,6 +30,7 @@ include mk/hdf5.mk
 include mk/cbuild.mk
 include mk/lavapipe.mk
 include mk/browser.mk
+include mk/clinical.mk
 # The aarch64 (Jetson) cross build and its qemu tests.
 X86_BIN ?= $(BIN_DEBUG)
 include mk/jetson.mk
@@ -74,7 +75,7 @@ venv: $(VENV)/.ok $(VENV)/.triton-http-ok $(VENV)/.pillow-ok
 # shares one target folder ($(CARGO_TARGET_DIR)): the deployment, kernel and CUDA builds reuse the
 # dependencies they have in common with the main build. README "Testing" has the budget.
 test: toolchain
-	$(PHASE) setup $(MAKE) --no-print-directory venv hdf5 cbuild lavapipe browser
+	$(PHASE) setup $(MAKE) --no-print-directory venv hdf5 cbuild lavapipe browser clinical
 	$(PHASE) fmt $(CARGO) fmt --all -- --check
 	$(PHASE) build $(BUILD_ALL)
 	$(PHASE) workspace-tests env VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace --no-fail-fast

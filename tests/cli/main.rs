@@ -2,6 +2,7 @@
 
 mod bench;
 mod bundle;
+mod clinical;
 mod common;
 mod compress;
 mod eval;

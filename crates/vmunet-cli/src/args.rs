@@ -108,6 +108,35 @@ impl EngineArgs {
     }
 }
 
+impl EngineArgs {
+    /// For a checkpoint run in burn (no ONNX metadata): the preprocessing its record gives
+    /// (else ISIC for one class, Synapse for more) and its class names. `None` for ONNX files,
+    /// whose metadata says.
+    pub fn burn_model_info(&self) -> Result<Option<(vmunet_onnx_ir::Preprocessing, Vec<String>)>> {
+        #[cfg(feature = "full")]
+        if self.model.is_none() {
+            if let Some(source) = self.source.source() {
+                let (recorded, classes) = match &source {
+                    vmunet_model::ModelSource::Checkpoint(p) => {
+                        let info = vmunet_model::checkpoint::inspect(p)
+                            .with_context(|| format!("reading {}", p.display()))?;
+                        (info.preprocessing, info.config.num_classes)
+                    }
+                    vmunet_model::ModelSource::Preset { num_classes, .. } => (None, *num_classes),
+                };
+                let preprocessing = recorded.unwrap_or(if classes == 1 {
+                    vmunet_onnx_ir::Preprocessing::Isic
+                } else {
+                    vmunet_onnx_ir::Preprocessing::Synapse
+                });
+                let names = vmunet_onnx_ir::default_class_names(classes, Some(preprocessing));
+                return Ok(Some((preprocessing, names)));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Opens the reference model compiled into the binary (written once to the cache folder).
 pub fn open_embedded(options: &SessionOptions) -> Result<Session> {
     let model = vmunet_embedded::REFERENCE;

@@ -1,5 +1,7 @@
 //! `vmunet eval`: the paper's metrics for a checkpoint, or for an exported / compressed ONNX
-//! model in any runtime, on a dataset folder. The evaluation is `vmunet_train::eval::evaluate`.
+//! model in any runtime, on a dataset folder (`vmunet_train::eval::evaluate`); or the Synapse
+//! metrics in 3-D between label volumes in NIfTI or DICOM SEG (`--pred P --truth T`), or of a
+//! model on a DICOM / NIfTI source (`--source S --truth T`) (`vmunet_clinical::eval`).
 
 use std::path::PathBuf;
 
@@ -11,7 +13,7 @@ use vmunet_train::eval::{evaluate_checkpoint, evaluate_session, EvalOptions};
 #[derive(clap::Args)]
 pub struct Args {
     /// Checkpoint (.bpk from `vmunet train`, official .pth, safetensors).
-    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    #[arg(long, required_unless_present_any = ["model", "pred"], conflicts_with = "model")]
     checkpoint: Option<PathBuf>,
     /// An exported (or compressed) ONNX model instead, run with --runtime or --profile.
     #[arg(long, value_name = "model.onnx")]
@@ -29,8 +31,23 @@ pub struct Args {
     profile: Option<PathBuf>,
     /// Dataset folder: ISIC layout (evaluates val/), a plain folder with images/ and masks/,
     /// or Synapse (evaluates test_vol_h5/).
+    #[arg(long, required_unless_present_any = ["pred", "source"])]
+    data: Option<PathBuf>,
+    /// Predicted label volumes: a NIfTI file or DICOM SEG, or a folder of NAME.nii.gz /
+    /// NAME.seg.dcm (paired with --truth by name); scored with the Synapse metrics in 3-D.
+    #[arg(long, requires = "truth", conflicts_with_all = ["checkpoint", "model", "data", "source"])]
+    pred: Option<PathBuf>,
+    /// A DICOM series folder, DICOM file or NIfTI file to segment with the model and score
+    /// against --truth.
+    #[arg(long, requires = "truth", conflicts_with = "data")]
+    source: Option<PathBuf>,
+    /// Ground-truth label volume(s) for --pred or --source (NIfTI or DICOM SEG; a SEG is read
+    /// on the grid of the NIfTI on the other side).
     #[arg(long)]
-    data: PathBuf,
+    truth: Option<PathBuf>,
+    /// Classes, background included, for --pred (default 9: Synapse).
+    #[arg(long, default_value_t = 9)]
+    classes: usize,
     /// Write the metrics as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -48,8 +65,87 @@ pub struct Args {
     threshold: f64,
 }
 
+/// `--pred` / `--source` with `--truth`: the 3-D Synapse metrics of label volumes.
+fn run_volumes(a: &Args, truth: &std::path::Path) -> Result<()> {
+    use vmunet_clinical::eval::{add_case, evaluate_pairs, pair_cases, Labels};
+    use vmunet_train::eval::EvalReport;
+    let (model, summary) = if let Some(pred) = &a.pred {
+        let pairs = pair_cases(pred, truth)?;
+        (
+            pred.display().to_string(),
+            evaluate_pairs(&pairs, a.classes)?,
+        )
+    } else {
+        let Some(src) = &a.source else {
+            anyhow::bail!("give --pred FILE|DIR or --source FILE|DIR");
+        };
+        let session = match (&a.checkpoint, &a.model) {
+            (Some(ck), _) => vmunet_runtime::BurnRuntime::session(
+                vmunet_model::ModelSource::Checkpoint(ck.clone()).load()?,
+            ),
+            (None, Some(path)) => {
+                let options = SessionOptions {
+                    runtime: a.runtime,
+                    profile: crate::args::load_profile(a.profile.as_deref())?,
+                    ..Default::default()
+                };
+                Session::open(path, &options)
+                    .with_context(|| format!("opening {}", path.display()))?
+            }
+            (None, None) => anyhow::bail!("give --checkpoint FILE or --model FILE.onnx"),
+        };
+        let label = session.label().to_string();
+        let info = match &a.checkpoint {
+            Some(ck) => {
+                let info = vmunet_model::checkpoint::inspect(ck)?;
+                let p = info
+                    .preprocessing
+                    .unwrap_or(vmunet_onnx_ir::Preprocessing::Synapse);
+                Some((
+                    p,
+                    vmunet_onnx_ir::default_class_names(info.config.num_classes, Some(p)),
+                ))
+            }
+            None => None,
+        };
+        let mut volumes = vmunet_clinical::VolumeSegmenter::with_model_info(
+            session,
+            &vmunet_clinical::VolumeOptions {
+                size: a.size,
+                batch: a.batch_size,
+                threshold: a.threshold as f32,
+            },
+            info,
+        )?;
+        let classes = volumes.classes().len().max(2);
+        let source = vmunet_clinical::read_source(src)?;
+        let (labels, _) = volumes.segment(&source)?;
+        let pred = Labels {
+            geometry: *source.content.geometry(),
+            labels,
+        };
+        let mut metrics = vmunet_clinical::eval::SynapseMetrics::new(classes)?;
+        add_case(&mut metrics, &source.name, &pred, truth)?;
+        (label, metrics.summary())
+    };
+    let report = EvalReport::Synapse { model, summary };
+    print!("{}", report.markdown());
+    if let Some(p) = &a.json {
+        let text = serde_json::to_string_pretty(&report.to_json())?;
+        vmunet_data::write_atomic(p, text.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
 /// Runs `vmunet eval`.
 pub fn run(a: Args) -> Result<()> {
+    if let Some(truth) = a.truth.clone() {
+        return run_volumes(&a, &truth);
+    }
+    let Some(data) = a.data.clone() else {
+        anyhow::bail!("give --data DIR, or --pred / --source with --truth");
+    };
     let opts = EvalOptions {
         size: a.size,
         batch_size: a.batch_size,
@@ -58,7 +154,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let progress = |i, n| eprintln!("case {i}/{n}");
     let report = match (&a.checkpoint, &a.model) {
-        (Some(ck), _) => evaluate_checkpoint(ck, &a.data, &opts, progress)
+        (Some(ck), _) => evaluate_checkpoint(ck, &data, &opts, progress)
             .with_context(|| format!("evaluating {}", ck.display()))?,
         (None, Some(path)) => {
             let options = SessionOptions {
@@ -68,7 +164,7 @@ pub fn run(a: Args) -> Result<()> {
             };
             let mut session = Session::open(path, &options)
                 .with_context(|| format!("opening {}", path.display()))?;
-            evaluate_session(&mut session, &a.data, &opts, progress)?
+            evaluate_session(&mut session, &data, &opts, progress)?
         }
         (None, None) => anyhow::bail!("give --checkpoint FILE or --model FILE.onnx"),
     };

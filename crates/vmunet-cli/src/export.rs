@@ -50,6 +50,11 @@ pub struct Args {
     /// Class names, one per output channel, comma-separated (recorded in the metadata).
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     class_names: Option<Vec<String>>,
+    /// The preprocessing the model expects, recorded for every front end: `isic` (photos) or
+    /// `synapse` (CT: HU window [-125, 275]). Default: what the checkpoint records (`vmunet
+    /// train` does), else `isic` for a one-class model and `synapse` for a multi-class one.
+    #[arg(long)]
+    preprocessing: Option<vmunet_onnx_ir::Preprocessing>,
 }
 
 /// Runs `vmunet export`.
@@ -65,9 +70,15 @@ pub fn run(a: Args) -> Result<()> {
         dynamic_hw: a.dynamic_hw,
         max_size: a.max_size,
         class_names: a.class_names.clone(),
+        preprocessing: a.preprocessing,
     };
     let summary = export_to_file(&loaded, &request, profile.as_ref(), &a.output)
         .with_context(|| format!("exporting {} to {}", loaded.label, a.output.display()))?;
     println!("{summary}");
+    println!(
+        "preprocessing: {} ({})",
+        request.preprocessing_for(&loaded),
+        request.preprocessing_for(&loaded).describe()
+    );
     Ok(())
 }

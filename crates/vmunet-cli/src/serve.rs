@@ -1,6 +1,6 @@
 //! `vmunet serve`: the watch-folder service (`--watch IN --out OUT`, `vmunet_deploy::service`)
 //! and the Open Inference Protocol server with its page (`--http ADDR`, `vmunet_server`), alone
-//! or side by side. This file parses, installs the signal handlers and prints the summaries.
+//! or side by side; or the DICOM node (`--dicom ADDR --out OUT`, `vmunet_clinical::node`). This file parses, installs the signal handlers and prints the summaries.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,16 +16,31 @@ use vmunet_server::{Batching, Limits, ModelSource, ModelSpec, Server, ServerOpti
 
 /// Arguments of `vmunet serve`.
 #[derive(clap::Args)]
-#[command(group = clap::ArgGroup::new("front").required(true).multiple(true).args(["watch", "http"]))]
+#[command(group = clap::ArgGroup::new("front").required(true).multiple(true).args(["watch", "http", "dicom"]))]
 pub struct Args {
     /// Folder to watch for images (not recursive; `*.part` and hidden files are ignored until
     /// renamed).
     #[arg(long, value_name = "DIR", requires = "out")]
     watch: Option<PathBuf>,
-    /// Output folder of --watch: NAME_mask.png, NAME_overlay.png, NAME.json, failed/,
-    /// status.json, audit.jsonl.
-    #[arg(long, value_name = "DIR", requires = "watch")]
+    /// Output folder of --watch (NAME_mask.png, NAME_overlay.png, NAME.json, failed/,
+    /// status.json, audit.jsonl) or of --dicom (UID.seg.dcm, UID.nii.gz, UID.json per series,
+    /// incoming/, failed/, state/).
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Run the DICOM node on this address (e.g. 0.0.0.0:11112): C-ECHO and C-STORE of CT, MR,
+    /// PET, secondary capture and photographic images; each series is segmented once it has
+    /// been complete for --settle-ms, its SEG written to --out (and sent with --send-to).
+    #[arg(long, value_name = "ADDR", requires = "out", conflicts_with_all = ["watch", "http"])]
+    dicom: Option<SocketAddr>,
+    /// The node's AE title.
+    #[arg(long, default_value = "VMUNET", requires = "dicom")]
+    ae_title: String,
+    /// Send each DICOM SEG to this peer with C-STORE (HOST:PORT:AET).
+    #[arg(long, value_name = "HOST:PORT:AET", requires = "dicom")]
+    send_to: Option<vmunet_clinical::node::Peer>,
+    /// DICOM SEG encoding of the node: binary or labelmap.
+    #[arg(long, default_value = "binary", requires = "dicom")]
+    seg_type: vmunet_clinical::SegType,
     /// Serve the Open Inference Protocol (KServe v2 / Triton REST, binary tensors included),
     /// the segmentation extension, /metrics and the page at / on this address (e.g.
     /// 127.0.0.1:8000; a non-loopback address exposes it to the network: use --token-file).
@@ -127,8 +142,71 @@ fn model_source(arg: &str) -> (Option<String>, PathBuf) {
     }
 }
 
+/// Runs the DICOM node until SIGTERM / SIGINT.
+fn run_dicom(a: &Args, addr: SocketAddr) -> Result<()> {
+    use vmunet_clinical::node::{run_node, NodeOptions};
+    use vmunet_clinical::{ClinicalSegmenter, JobOptions, VolumeOptions, VolumeSegmenter};
+    let Some(out) = &a.out else {
+        bail!("--dicom needs --out DIR");
+    };
+    if a.model.len() > 1 {
+        bail!("the DICOM node runs one model: give one --model");
+    }
+    let options = SessionOptions {
+        runtime: a.runtime,
+        profile: crate::args::load_profile(a.profile.as_deref())?,
+        threads: a.threads,
+        ..Default::default()
+    };
+    let session = match a.model.first() {
+        Some(m) => {
+            let path = model_source(m).1;
+            vmunet_runtime::Session::open(&path, &options)
+                .with_context(|| format!("opening {}", path.display()))?
+        }
+        None => crate::args::open_embedded(&options)?,
+    };
+    let volumes = VolumeSegmenter::new(
+        session,
+        &VolumeOptions {
+            size: a.size,
+            threshold: a.threshold,
+            ..Default::default()
+        },
+    )?;
+    let mut segmenter = ClinicalSegmenter::new(
+        volumes,
+        JobOptions {
+            seg_type: a.seg_type,
+            codes: Default::default(),
+        },
+    )?;
+    let stop = stop_on_signals().context("cannot install the SIGTERM / SIGINT handlers")?;
+    let opts = NodeOptions {
+        addr,
+        ae_title: a.ae_title.clone(),
+        out: out.clone(),
+        settle: Duration::from_millis(a.settle_ms),
+        send_to: a.send_to.clone(),
+    };
+    let s = run_node(&opts, &mut segmenter, stop, |local| {
+        eprintln!("DICOM node {} listening on {local}", a.ae_title)
+    })?;
+    println!(
+        "{} series segmented, {} failed, {} skipped as done, {} SEG(s) sent",
+        s.done, s.failed, s.skipped, s.sent
+    );
+    Ok(())
+}
+
 /// Runs `vmunet serve`.
 pub fn run(a: Args) -> Result<()> {
+    if let Some(addr) = a.dicom {
+        return run_dicom(&a, addr);
+    }
+    if a.watch.is_some() && a.out.is_none() {
+        bail!("--watch needs --out DIR");
+    }
     let profile = crate::args::load_profile(a.profile.as_deref())?;
     let session = SessionOptions {
         runtime: a.runtime,

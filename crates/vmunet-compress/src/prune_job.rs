@@ -143,6 +143,7 @@ pub fn prune_checkpoint(
     let dev = Default::default();
     let (model, info) = checkpoint::load::<CpuBackend>(&job.checkpoint, &dev)?;
     let trained = info.input_size;
+    let preprocessing = info.preprocessing;
     let size = job.size.or(trained).unwrap_or(256);
     let params = model.num_params();
     let opts = PruneOptions {
@@ -162,7 +163,15 @@ pub fn prune_checkpoint(
     let mut step = provenance(job, &report)?;
     let mut history = info.history.clone();
     history.push(step.clone());
-    checkpoint::save_with_history(&pruned, &job.output, trained, &history)?;
+    checkpoint::save_recorded(
+        &pruned,
+        &job.output,
+        &checkpoint::CheckpointRecord {
+            input_size: trained,
+            preprocessing,
+            history: history.clone(),
+        },
+    )?;
     let Some(ft) = job.finetune() else {
         return Ok(PruneOutcome {
             report,
@@ -197,7 +206,15 @@ pub fn prune_checkpoint(
         }),
     );
     *history.last_mut().expect("the step was pushed") = step;
-    checkpoint::save_with_history(&tuned, &job.output, trained, &history)?;
+    checkpoint::save_recorded(
+        &tuned,
+        &job.output,
+        &checkpoint::CheckpointRecord {
+            input_size: trained,
+            preprocessing,
+            history,
+        },
+    )?;
     Ok(PruneOutcome {
         report,
         config: cfg,

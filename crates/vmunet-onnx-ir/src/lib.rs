@@ -21,7 +21,8 @@ pub mod pb {
 
 pub use graph::{value_info, Attr, Dim, Graph, GraphError, ZeroPoint};
 pub use metadata::{
-    keys, Activation, CompressionStep, InputSize, MetadataError, ModelMetadata, Precision,
+    default_class_names, keys, Activation, CompressionStep, InputSize, MetadataError,
+    ModelMetadata, Precision, Preprocessing,
 };
 pub use model::{Model, OnnxFileError};
 pub use pb::tensor_proto::DataType;

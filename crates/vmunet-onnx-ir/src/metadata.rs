@@ -10,7 +10,7 @@ pub mod keys {
     pub const CONFIG: &str = "vmunet.config";
     /// Output activation: `sigmoid` or `softmax`.
     pub const OUTPUT_ACTIVATION: &str = "vmunet.output_activation";
-    /// Preprocessing the model expects, in words.
+    /// Preprocessing the model expects: `isic` (photos) or `synapse` (CT).
     pub const PREPROCESSING: &str = "vmunet.preprocessing";
     /// Class names, comma-separated, one per output channel.
     pub const CLASS_NAMES: &str = "vmunet.class_names";
@@ -39,7 +39,7 @@ pub mod keys {
         (OUTPUT_ACTIVATION, "`sigmoid` or `softmax`"),
         (
             PREPROCESSING,
-            "the preprocessing the model expects, in words",
+            "`isic` (photos: per-image min-max) or `synapse` (CT: HU window [-125, 275])",
         ),
         (
             CLASS_NAMES,
@@ -77,6 +77,84 @@ fn bad(key: &str, reason: impl Into<String>) -> MetadataError {
     MetadataError {
         key: key.to_string(),
         reason: reason.into(),
+    }
+}
+
+/// The preprocessing a model was trained with, applied from the metadata by every front end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Preprocessing {
+    /// Photos (the official ISIC transform): per-image min-max rescale of all channels jointly
+    /// to [0, 255], bilinear resize to the model size; masks resized back bilinearly.
+    #[default]
+    Isic,
+    /// CT (the official Synapse setting): Hounsfield units clipped to [-125, 275] and scaled to
+    /// [0, 1], each slice zoomed to the model size (cubic spline); the predicted labels zoomed
+    /// back (nearest).
+    Synapse,
+}
+
+impl Preprocessing {
+    /// The lower end of the Synapse Hounsfield window.
+    pub const HU_MIN: f32 = -125.0;
+    /// The upper end of the Synapse Hounsfield window.
+    pub const HU_MAX: f32 = 275.0;
+
+    /// The metadata name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Isic => "isic",
+            Self::Synapse => "synapse",
+        }
+    }
+
+    /// What it does, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Isic => "per-image min-max rescale of all channels jointly to [0,255], bilinear resize to the model size",
+            Self::Synapse => "Hounsfield units clipped to [-125,275] and scaled to [0,1], each slice zoomed to the model size (cubic), labels zoomed back (nearest)",
+        }
+    }
+}
+
+impl std::fmt::Display for Preprocessing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Preprocessing {
+    type Err = String;
+    /// `isic` or `synapse`; files written before the value was typed recorded the ISIC
+    /// transform in words (`per-image min-max ...`), read as `isic`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "isic" => Ok(Self::Isic),
+            "synapse" => Ok(Self::Synapse),
+            o if o.starts_with("per-image min-max") => Ok(Self::Isic),
+            o => Err(format!(
+                "unknown preprocessing `{o}` (expected isic or synapse)"
+            )),
+        }
+    }
+}
+
+/// The class names a model gets when none are given: `foreground` for one class, the Synapse
+/// organs (after `background`) for a nine-class Synapse model, else `class_<i>`. Their names
+/// key the codes of DICOM Segmentation segments.
+pub fn default_class_names(
+    num_classes: usize,
+    preprocessing: Option<Preprocessing>,
+) -> Vec<String> {
+    let organs = vmunet_metrics::SYNAPSE_ORGANS;
+    if num_classes == 1 {
+        vec!["foreground".to_string()]
+    } else if num_classes == 1 + organs.len() && preprocessing == Some(Preprocessing::Synapse) {
+        std::iter::once("background")
+            .chain(organs)
+            .map(str::to_string)
+            .collect()
+    } else {
+        (0..num_classes).map(|i| format!("class_{i}")).collect()
     }
 }
 
@@ -197,8 +275,8 @@ pub struct ModelMetadata {
     pub config: Option<String>,
     /// Output activation.
     pub output_activation: Option<Activation>,
-    /// Preprocessing the model expects, in words.
-    pub preprocessing: Option<String>,
+    /// Preprocessing the model expects.
+    pub preprocessing: Option<Preprocessing>,
     /// Class names, one per output channel (names cannot contain commas).
     pub class_names: Vec<String>,
     /// Scan formulation.
@@ -254,7 +332,9 @@ impl ModelMetadata {
                 keys::OUTPUT_ACTIVATION => {
                     m.output_activation = Some(v.parse().map_err(|e: String| bad(key, e))?)
                 }
-                keys::PREPROCESSING => m.preprocessing = Some(v.to_string()),
+                keys::PREPROCESSING => {
+                    m.preprocessing = Some(v.parse().map_err(|e: String| bad(key, e))?)
+                }
                 keys::CLASS_NAMES => {
                     m.class_names = if v.is_empty() {
                         Vec::new()
@@ -320,8 +400,8 @@ impl ModelMetadata {
         if let Some(a) = self.output_activation {
             out.push((keys::OUTPUT_ACTIVATION, a.as_str().into()));
         }
-        if let Some(p) = &self.preprocessing {
-            out.push((keys::PREPROCESSING, p.clone()));
+        if let Some(p) = self.preprocessing {
+            out.push((keys::PREPROCESSING, p.as_str().into()));
         }
         if !self.class_names.is_empty() {
             out.push((keys::CLASS_NAMES, self.class_names.join(",")));

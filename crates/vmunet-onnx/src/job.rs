@@ -31,6 +31,9 @@ pub struct ExportRequest {
     pub max_size: usize,
     /// Class names, one per output channel.
     pub class_names: Option<Vec<String>>,
+    /// The preprocessing to record, for a checkpoint that does not say (an official `.pth`);
+    /// default: the checkpoint's, else ISIC for one class and Synapse for more.
+    pub preprocessing: Option<vmunet_onnx_ir::Preprocessing>,
 }
 
 impl Default for ExportRequest {
@@ -44,6 +47,7 @@ impl Default for ExportRequest {
             dynamic_hw: false,
             max_size: 1024,
             class_names: None,
+            preprocessing: None,
         }
     }
 }
@@ -121,6 +125,7 @@ impl ExportRequest {
                 .or(target.chunk_memory_mb)
                 .map_or(DEFAULT_CHUNK_GROUP_BYTES, |mb| (mb as usize) << 20),
             class_names: self.class_names.clone(),
+            preprocessing: Some(self.preprocessing_for(loaded)),
             source: Some(loaded.label.clone()),
             source_sha256,
             history: loaded
@@ -130,6 +135,21 @@ impl ExportRequest {
                 .unwrap_or_default(),
             ..Default::default()
         })
+    }
+}
+
+impl ExportRequest {
+    /// The preprocessing recorded for `loaded`: the request's, else the checkpoint's, else
+    /// ISIC (photos) for a one-class model and Synapse (CT) for a multi-class one.
+    pub fn preprocessing_for(&self, loaded: &LoadedModel) -> vmunet_onnx_ir::Preprocessing {
+        use vmunet_onnx_ir::Preprocessing;
+        self.preprocessing
+            .or_else(|| loaded.info.as_ref().and_then(|i| i.preprocessing))
+            .unwrap_or(if loaded.config.num_classes == 1 {
+                Preprocessing::Isic
+            } else {
+                Preprocessing::Synapse
+            })
     }
 }
 

@@ -72,6 +72,8 @@ pub struct ExportOptions {
     pub chunk_group_bytes: usize,
     /// Class names (one per output channel, no commas); defaults to `foreground` / `class_i`.
     pub class_names: Option<Vec<String>>,
+    /// The preprocessing the model expects (recorded in the metadata; default ISIC).
+    pub preprocessing: Option<vmunet_onnx_ir::Preprocessing>,
     /// The checkpoint or preset exported (recorded in the metadata).
     pub source: Option<String>,
     /// SHA-256 of the checkpoint file, lowercase hex (recorded in the metadata).
@@ -94,6 +96,7 @@ impl Default for ExportOptions {
             max_size: 1024,
             chunk_group_bytes: DEFAULT_CHUNK_GROUP_BYTES,
             class_names: None,
+            preprocessing: None,
             source: None,
             source_sha256: None,
             history: Vec::new(),
@@ -146,26 +149,16 @@ pub fn export<B: vmunet_scan::ScanBackend>(
             )))
         }
         Some(names) => names.clone(),
-        None if cfg.num_classes == 1 => vec!["foreground".to_string()],
-        None => (0..cfg.num_classes).map(|i| format!("class_{i}")).collect(),
+        None => vmunet_onnx_ir::default_class_names(cfg.num_classes, opts.preprocessing),
     };
     let graph = lower::lower_model::<B>(model, cfg, opts);
-    let size = if opts.dynamic_hw && opts.scan == ScanForm::Chunked {
-        format!("any multiple of 32 up to {}", opts.max_size)
-    } else if opts.dynamic_hw {
-        "any multiple of 32".to_string()
-    } else {
-        format!("{}x{}", opts.height, opts.width)
-    };
     let meta = ModelMetadata {
         config: Some(cfg.to_json()),
         output_activation: Some(match model.activation() {
             OutputActivation::Sigmoid => Activation::Sigmoid,
             OutputActivation::Softmax => Activation::Softmax,
         }),
-        preprocessing: Some(format!(
-            "per-image min-max rescale of all channels jointly to [0,255], then bilinear resize to {size}"
-        )),
+        preprocessing: Some(opts.preprocessing.unwrap_or_default()),
         class_names: classes,
         scan: Some(opts.scan),
         chunk: (opts.scan == ScanForm::Chunked).then_some(opts.chunk),

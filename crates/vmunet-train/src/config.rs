@@ -36,6 +36,15 @@ impl DatasetKind {
         }
     }
 
+    /// The preprocessing of this dataset's images, recorded in the checkpoints trained on it
+    /// (a resolved kind; `Auto` reads as ISIC).
+    pub fn preprocessing(self) -> vmunet_onnx_ir::Preprocessing {
+        match self {
+            DatasetKind::Synapse => vmunet_onnx_ir::Preprocessing::Synapse,
+            _ => vmunet_onnx_ir::Preprocessing::Isic,
+        }
+    }
+
     /// The loss the paper uses for this dataset.
     pub fn default_loss(self) -> LossKind {
         match self {

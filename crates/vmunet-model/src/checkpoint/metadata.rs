@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use vmunet_onnx_ir::CompressionStep;
+use vmunet_onnx_ir::{CompressionStep, Preprocessing};
 
 use super::error::CheckpointError;
 
@@ -18,19 +18,23 @@ pub(super) const MODEL_NAME: &str = "vm-unet";
 const INPUT_SIZE_KEY: &str = "input_size";
 /// The entry holding the compression history (JSON text).
 const HISTORY_KEY: &str = "compression";
+/// The entry holding the preprocessing of the training data (`isic` or `synapse`).
+const PREPROCESSING_KEY: &str = "preprocessing";
 
 /// What a burnpack checkpoint records besides its tensors.
-#[derive(Debug, Default)]
-pub(super) struct Recorded {
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckpointRecord {
     /// Training input size (H = W).
-    pub(super) input_size: Option<usize>,
+    pub input_size: Option<usize>,
+    /// The preprocessing of the training data (ISIC photos or Synapse CT).
+    pub preprocessing: Option<Preprocessing>,
     /// Compression steps, oldest first.
-    pub(super) history: Vec<CompressionStep>,
+    pub history: Vec<CompressionStep>,
 }
 
 /// Reads and checks the recorded entries of the burnpack file `path`; the input size must be
 /// a positive multiple of `size_multiple`.
-pub(super) fn read(path: &Path, size_multiple: usize) -> Result<Recorded, CheckpointError> {
+pub(super) fn read(path: &Path, size_multiple: usize) -> Result<CheckpointRecord, CheckpointError> {
     let meta = read_block(path)?;
     let input_size = meta
         .get(INPUT_SIZE_KEY)
@@ -43,8 +47,18 @@ pub(super) fn read(path: &Path, size_multiple: usize) -> Result<Recorded, Checkp
         })?,
         None => Vec::new(),
     };
-    Ok(Recorded {
+    let preprocessing = meta
+        .get(PREPROCESSING_KEY)
+        .map(|v| {
+            v.parse().map_err(|detail| CheckpointError::NotVmUnet {
+                path: path.to_path_buf(),
+                detail,
+            })
+        })
+        .transpose()?;
+    Ok(CheckpointRecord {
         input_size,
+        preprocessing,
         history,
     })
 }
@@ -63,13 +77,16 @@ fn parse_input_size(path: &Path, v: &str, multiple: usize) -> Result<usize, Chec
 /// compression history when not empty (the JSON text of the steps).
 pub(super) fn entries(
     path: &Path,
-    input_size: Option<usize>,
-    history: &[CompressionStep],
+    record: &CheckpointRecord,
 ) -> Result<Vec<(&'static str, String)>, CheckpointError> {
     let mut v = Vec::new();
-    if let Some(size) = input_size {
+    if let Some(size) = record.input_size {
         v.push((INPUT_SIZE_KEY, size.to_string()));
     }
+    if let Some(p) = record.preprocessing {
+        v.push((PREPROCESSING_KEY, p.as_str().to_string()));
+    }
+    let history = &record.history;
     if !history.is_empty() {
         let text = serde_json::to_string(history).map_err(|source| CheckpointError::History {
             path: path.to_path_buf(),
@@ -128,13 +145,19 @@ mod tests {
     #[test]
     fn entries_keep_the_old_keys_and_json_text() {
         let p = Path::new("m.bpk");
-        assert!(entries(p, None, &[]).unwrap().is_empty());
+        assert!(entries(p, &CheckpointRecord::default()).unwrap().is_empty());
         let steps = [step("prune")];
-        let e = entries(p, Some(96), &steps).unwrap();
+        let record = CheckpointRecord {
+            input_size: Some(96),
+            preprocessing: Some(Preprocessing::Synapse),
+            history: steps.to_vec(),
+        };
+        let e = entries(p, &record).unwrap();
         assert_eq!(e[0], ("input_size", "96".to_string()));
-        assert_eq!(e[1].0, "compression");
-        assert_eq!(e[1].1, serde_json::to_string(&steps.to_vec()).unwrap());
-        let back: Vec<CompressionStep> = serde_json::from_str(&e[1].1).unwrap();
+        assert_eq!(e[1], ("preprocessing", "synapse".to_string()));
+        assert_eq!(e[2].0, "compression");
+        assert_eq!(e[2].1, serde_json::to_string(&steps.to_vec()).unwrap());
+        let back: Vec<CompressionStep> = serde_json::from_str(&e[2].1).unwrap();
         assert_eq!(back, steps);
     }
 }

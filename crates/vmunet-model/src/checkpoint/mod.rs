@@ -28,8 +28,9 @@ use vmunet_scan::ScanBackend;
 pub use error::{CheckpointError, ShapeMismatch};
 pub use format::{detect_format, CheckpointFormat};
 pub use infer::infer_config;
+pub use metadata::CheckpointRecord;
 pub use pretrained::{load_pretrained, PretrainedReport};
-pub use save::{save, save_with_history, save_with_input_size};
+pub use save::{save, save_recorded};
 pub use store::official_key;
 
 use crate::{VmUnet, VmUnetConfig};
@@ -48,6 +49,9 @@ pub struct CheckpointInfo {
     /// Input size (H = W) the model was trained at, when the file records it (burnpack
     /// checkpoints written by `vmunet train`); evaluation, export and inference default to it.
     pub input_size: Option<usize>,
+    /// The preprocessing of the training data, when the file records it (burnpack
+    /// checkpoints written by `vmunet train` from Synapse or ISIC data).
+    pub preprocessing: Option<vmunet_onnx_ir::Preprocessing>,
     /// What was done to the model (compression steps, e.g. structured pruning, oldest
     /// first); empty when the file records none.
     pub history: Vec<CompressionStep>,
@@ -86,7 +90,7 @@ pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
         })?;
     let recorded = match format {
         CheckpointFormat::Burnpack => metadata::read(path, config.size_multiple())?,
-        _ => metadata::Recorded::default(),
+        _ => metadata::CheckpointRecord::default(),
     };
     Ok(CheckpointInfo {
         path: path.to_path_buf(),
@@ -94,6 +98,7 @@ pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
         shapes,
         config,
         input_size: recorded.input_size,
+        preprocessing: recorded.preprocessing,
         history: recorded.history,
     })
 }

@@ -4,40 +4,29 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn_store::{BurnToPyTorchAdapter, BurnpackStore, ModuleSnapshot};
-use vmunet_onnx_ir::CompressionStep;
 
 use super::error::CheckpointError;
-use super::metadata::{self, MODEL_KEY, MODEL_NAME};
+use super::metadata::{self, CheckpointRecord, MODEL_KEY, MODEL_NAME};
 use super::store::save_remaps;
 use crate::VmUnet;
 
 /// Saves the model as a burnpack record with official key names and PyTorch layouts,
 /// durably (temporary file, fsync, rename, folder fsync).
 pub fn save<B: Backend>(model: &VmUnet<B>, path: &Path) -> Result<(), CheckpointError> {
-    save_with_input_size(model, path, None)
+    save_recorded(model, path, &CheckpointRecord::default())
 }
 
-/// [`save`], recording the input size (H = W) the model was trained at
-/// ([`CheckpointInfo::input_size`](crate::checkpoint::CheckpointInfo::input_size)).
-pub fn save_with_input_size<B: Backend>(
+/// [`save`], also recording what the checkpoint knows of its training and past: the input
+/// size (H = W) and preprocessing it was trained with, and what was done to the model
+/// (compression steps, e.g. structured pruning, oldest first). Evaluation, export and
+/// inference default to the size; the export copies the preprocessing and history into the
+/// ONNX metadata.
+pub fn save_recorded<B: Backend>(
     model: &VmUnet<B>,
     path: &Path,
-    input_size: Option<usize>,
+    record: &CheckpointRecord,
 ) -> Result<(), CheckpointError> {
-    save_with_history(model, path, input_size, &[])
-}
-
-/// [`save_with_input_size`], also recording what was done to the model (compression steps,
-/// e.g. structured pruning, oldest first; nothing is recorded for an empty list;
-/// [`CheckpointInfo::history`](crate::checkpoint::CheckpointInfo::history)). The export
-/// copies it into the ONNX metadata.
-pub fn save_with_history<B: Backend>(
-    model: &VmUnet<B>,
-    path: &Path,
-    input_size: Option<usize>,
-    history: &[CompressionStep],
-) -> Result<(), CheckpointError> {
-    let entries = metadata::entries(path, input_size, history)?;
+    let entries = metadata::entries(path, record)?;
     let mut store_error = None;
     let written = vmunet_fs::write_durable_with(path, |tmp| {
         let mut s = BurnpackStore::from_file(tmp)

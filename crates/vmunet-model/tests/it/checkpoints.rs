@@ -278,17 +278,32 @@ fn burnpack_records_the_training_input_size() {
     let model = cfg.init::<CpuBackend>(&dev).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let with = tmp.path().join("trained.bpk");
-    checkpoint::save_with_input_size(&model, &with, Some(96)).unwrap();
-    assert_eq!(checkpoint::inspect(&with).unwrap().input_size, Some(96));
+    let record = checkpoint::CheckpointRecord {
+        input_size: Some(96),
+        preprocessing: Some(vmunet_onnx_ir::Preprocessing::Synapse),
+        ..Default::default()
+    };
+    checkpoint::save_recorded(&model, &with, &record).unwrap();
+    let info = checkpoint::inspect(&with).unwrap();
+    assert_eq!(info.input_size, Some(96));
+    assert_eq!(
+        info.preprocessing,
+        Some(vmunet_onnx_ir::Preprocessing::Synapse)
+    );
     let without = tmp.path().join("plain.bpk");
     checkpoint::save(&model, &without).unwrap();
     assert_eq!(checkpoint::inspect(&without).unwrap().input_size, None);
+    assert_eq!(checkpoint::inspect(&without).unwrap().preprocessing, None);
     let (_, info) = checkpoint::load::<CpuBackend>(&with, &dev).unwrap();
     assert_eq!(info.input_size, Some(96));
 
     // 100 is not a multiple of the patch size times the downsampling (32).
     let bad = tmp.path().join("bad.bpk");
-    checkpoint::save_with_input_size(&model, &bad, Some(100)).unwrap();
+    let record = checkpoint::CheckpointRecord {
+        input_size: Some(100),
+        ..Default::default()
+    };
+    checkpoint::save_recorded(&model, &bad, &record).unwrap();
     match checkpoint::inspect(&bad) {
         Err(e @ CheckpointError::NotVmUnet { .. }) => {
             let msg = e.to_string();
@@ -298,7 +313,7 @@ fn burnpack_records_the_training_input_size() {
     }
 }
 
-/// A burnpack record written the way `save_with_history` wrote them before the history was
+/// A burnpack record written the way `save_recorded` wrote them before the history was
 /// typed: the same CBOR metadata entries, the history as JSON text under `compression`.
 fn save_untyped(model: &vmunet_model::VmUnet<CpuBackend>, path: &std::path::Path, history: &str) {
     use burn_store::{BurnToPyTorchAdapter, BurnpackStore, ModuleSnapshot};
@@ -345,7 +360,12 @@ fn burnpack_records_the_compression_history() {
     };
     let steps = vec![step("prune", 0.25), step("prune", 0.5)];
     let typed = tmp.path().join("typed.bpk");
-    checkpoint::save_with_history(&model, &typed, Some(96), &steps).unwrap();
+    let record = checkpoint::CheckpointRecord {
+        input_size: Some(96),
+        history: steps.clone(),
+        ..Default::default()
+    };
+    checkpoint::save_recorded(&model, &typed, &record).unwrap();
     let info = checkpoint::inspect(&typed).unwrap();
     assert_eq!(info.history, steps);
     assert_eq!(info.input_size, Some(96));

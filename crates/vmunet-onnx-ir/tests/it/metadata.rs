@@ -2,7 +2,7 @@
 
 use vmunet_onnx_ir::pb::StringStringEntryProto;
 use vmunet_onnx_ir::{
-    keys, Activation, CompressionStep, InputSize, ModelMetadata, Precision, ScanForm,
+    keys, Activation, CompressionStep, InputSize, ModelMetadata, Precision, Preprocessing, ScanForm,
 };
 
 fn full() -> ModelMetadata {
@@ -11,7 +11,7 @@ fn full() -> ModelMetadata {
     ModelMetadata {
         config: Some(r#"{"num_classes":1}"#.into()),
         output_activation: Some(Activation::Softmax),
-        preprocessing: Some("min-max to [0,255]".into()),
+        preprocessing: Some(Preprocessing::Synapse),
         class_names: vec!["background".into(), "lesion".into()],
         scan: Some(ScanForm::Chunked),
         chunk: Some(48),
@@ -79,9 +79,15 @@ fn files_of_the_previous_exporter_still_read() {
         entry(keys::SCAN, "chunked"),
         entry(keys::CHUNK, "32"),
         entry(keys::MAX_SIZE, "1024"),
+        // Before it was typed, the preprocessing was the ISIC transform in words.
+        entry(
+            keys::PREPROCESSING,
+            "per-image min-max rescale of all channels jointly to [0,255], then bilinear resize to 256x256",
+        ),
     ];
     let m = ModelMetadata::from_props(&props).unwrap();
     assert_eq!(m.max_size(), Some(1024));
+    assert_eq!(m.preprocessing, Some(Preprocessing::Isic));
     assert_eq!(m.output_activation, Some(Activation::Sigmoid));
     assert_eq!(m.class_names, ["foreground"]);
     assert!(m.is_vmunet());
@@ -97,6 +103,7 @@ fn bad_values_name_the_key() {
         (keys::MAX_SIZE, "-3"),
         (keys::INPUT_SIZE, "256by256"),
         (keys::PRECISION, "fp64"),
+        (keys::PREPROCESSING, "imagenet"),
         (keys::SOURCE_SHA256, "xyz"),
         (keys::COMPRESSION, "{}"),
     ] {

@@ -68,7 +68,7 @@ where
     setup::check_classes(&cfg, loss)?;
     // The trained size is recorded in best.bpk / last.bpk: evaluation, export and inference
     // default to it.
-    let folder = RunFolder::create(&out, Some(cfg.size_for(kind)))?;
+    let folder = RunFolder::create(&out, Some(cfg.size_for(kind)), kind.preprocessing())?;
     let (train_set, val_set) = open_sets(&cfg, kind)?;
     if train_set.is_empty() {
         return Err(TrainError::Run {

@@ -25,18 +25,28 @@ pub(super) fn state_path(out: &Path) -> PathBuf {
 pub(super) struct RunFolder {
     out: PathBuf,
     recorder: BinFileRecorder<FullPrecisionSettings>,
-    /// Recorded in best.bpk / last.bpk: evaluation, export and inference default to it.
-    trained_size: Option<usize>,
+    /// Recorded in best.bpk / last.bpk: the training size (evaluation, export and inference
+    /// default to it) and preprocessing (the export records it for every front end).
+    record: checkpoint::CheckpointRecord,
 }
 
 impl RunFolder {
-    /// The run folder `out` (its `checkpoints` folder created), training at `trained_size`.
-    pub(super) fn create(out: &Path, trained_size: Option<usize>) -> Result<Self, TrainError> {
+    /// The run folder `out` (its `checkpoints` folder created), training at `trained_size` on
+    /// data with `preprocessing`.
+    pub(super) fn create(
+        out: &Path,
+        trained_size: Option<usize>,
+        preprocessing: vmunet_onnx_ir::Preprocessing,
+    ) -> Result<Self, TrainError> {
         std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| TrainError::io(out, e))?;
         Ok(Self {
             out: out.to_path_buf(),
             recorder: BinFileRecorder::new(),
-            trained_size,
+            record: checkpoint::CheckpointRecord {
+                input_size: trained_size,
+                preprocessing: Some(preprocessing),
+                history: Vec::new(),
+            },
         })
     }
 
@@ -101,14 +111,14 @@ impl RunFolder {
         self.save_record(optim.to_record(), &self.epoch_file(epoch, "optim.bin"))?;
         if improved {
             let best = self.out.join("best.bpk");
-            checkpoint::save_with_input_size(&inner, &best, self.trained_size)?;
+            checkpoint::save_recorded(&inner, &best, &self.record)?;
             state.best = record.val_loss.map(|v| (epoch, v));
         }
         state.epochs_done = epoch;
         state.history.push(record.clone());
         write_json(&state_path(&self.out), state)?;
         let last = self.out.join("last.bpk");
-        checkpoint::save_with_input_size(&inner, &last, self.trained_size)?;
+        checkpoint::save_recorded(&inner, &last, &self.record)?;
         write_logs(&self.out, state)?;
         self.prune(epoch);
         Ok(())
