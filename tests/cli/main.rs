@@ -5,6 +5,7 @@ mod bundle;
 mod clinical;
 mod common;
 mod compress;
+mod dicom_node;
 mod eval;
 mod export;
 mod forward;

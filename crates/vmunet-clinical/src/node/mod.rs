@@ -251,7 +251,17 @@ fn process(
         Ok(record) => {
             let mut note = format!("{} images", record.dims[2]);
             if let (Some(peer), Some(seg)) = (&opts.send_to, &record.outputs.seg) {
-                match scu::send_file(seg, peer, &opts.ae_title) {
+                // Up to three tries: a signal (a stop request) interrupts socket reads that
+                // have a timeout, and the peer takes the same SEG (same UIDs) again.
+                let mut sent = scu::send_file(seg, peer, &opts.ae_title);
+                for _ in 0..2 {
+                    if sent.is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                    sent = scu::send_file(seg, peer, &opts.ae_title);
+                }
+                match sent {
                     Ok(0) => {
                         summary.sent += 1;
                         note.push_str(&format!(", SEG sent to {peer}"));
