@@ -45,6 +45,10 @@ pub struct Args {
     /// Slices per model run (volumes).
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// Clinical sources: also write NAME_preview.png, the result over the source as a viewer
+    /// shows it (for DICOM, the SEG read back from its file over the slice it labels most).
+    #[arg(long)]
+    preview: bool,
 }
 
 /// Runs `vmunet infer`.
@@ -148,6 +152,7 @@ fn run_clinical(a: Args) -> Result<()> {
         JobOptions {
             seg_type: a.seg_type,
             codes,
+            preview: a.preview,
         },
     )?;
     for (source, read) in &sources {

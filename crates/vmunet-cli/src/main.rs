@@ -77,7 +77,7 @@ enum Command {
     VerifyBundle(bundle::VerifyArgs),
     /// The watch-folder service: every image dropped into a folder becomes a mask, an overlay
     /// and a JSON record, exactly once across crashes and restarts.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
 }
 
 fn main() -> ExitCode {
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
         Command::Compress(a) => compress::run(a),
         Command::Bundle(a) => bundle::run(a),
         Command::VerifyBundle(a) => bundle::verify(a),
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
         #[cfg(feature = "full")]
         Command::Export(a) => export::run(a),
         Command::Parity(a) => parity::run(a),

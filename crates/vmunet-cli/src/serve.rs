@@ -179,6 +179,7 @@ fn run_dicom(a: &Args, addr: SocketAddr) -> Result<()> {
         JobOptions {
             seg_type: a.seg_type,
             codes: Default::default(),
+            preview: false,
         },
     )?;
     let stop = stop_on_signals().context("cannot install the SIGTERM / SIGINT handlers")?;

@@ -22,6 +22,9 @@ pub struct ClinicalOutputs {
     pub seg: Option<PathBuf>,
     /// `NAME.json`.
     pub record: PathBuf,
+    /// `NAME_preview.png`, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PathBuf>,
 }
 
 impl ClinicalOutputs {
@@ -31,6 +34,7 @@ impl ClinicalOutputs {
             nifti: dir.join(format!("{name}.nii.gz")),
             seg: dicom.then(|| dir.join(format!("{name}.seg.dcm"))),
             record: dir.join(format!("{name}.json")),
+            preview: None,
         }
     }
 }
@@ -118,6 +122,9 @@ pub struct JobOptions {
     pub seg_type: SegType,
     /// Class name -> codes.
     pub codes: CodeTable,
+    /// Also write `NAME_preview.png` ([`crate::preview::preview`]): for DICOM sources, the
+    /// SEG as read back from its file over the source.
+    pub preview: bool,
 }
 
 /// A [`VolumeSegmenter`] with what every result records: the model's name and hash.
@@ -196,7 +203,10 @@ impl ClinicalSegmenter {
         let (labels, seg_timing) = self.volumes.segment(source)?;
         let t = Instant::now();
         let g = *source.content.geometry();
-        let outputs = ClinicalOutputs::new(out, name, source.dicom.is_some());
+        let mut outputs = ClinicalOutputs::new(out, name, source.dicom.is_some());
+        if self.options.preview {
+            outputs.preview = Some(out.join(format!("{name}_preview.png")));
+        }
         crate::nifti::write_labels(
             &outputs.nifti,
             &g,
@@ -220,6 +230,17 @@ impl ClinicalSegmenter {
             }
             _ => None,
         };
+        if let Some(path) = &outputs.preview {
+            // What a viewer shows: the SEG read back from its file (the labels, for NIfTI).
+            let shown = match &outputs.seg {
+                Some(seg) => crate::dicom::seg::read_seg_labels(seg, &g)?,
+                None => labels.clone(),
+            };
+            let classes = self.volumes.classes().len().max(1);
+            let (img, _) = crate::preview::preview(&source.content, &shown, classes);
+            let png = vmunet_data::encode_png(&image::DynamicImage::ImageRgb8(img), path)?;
+            vmunet_fs::write_durable_output(path, &png)?;
+        }
         let mut counts = vec![0u64; 256];
         for &l in &labels {
             counts[usize::from(l)] += 1;

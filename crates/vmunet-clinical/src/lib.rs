@@ -6,6 +6,8 @@
 //! orientation whatever the source ([`Reorient`]).
 
 #![deny(missing_docs)]
+// Affines and grids are 3x3 and 4x4 matrices: indexed loops read as the formulas do.
+#![allow(clippy::needless_range_loop)]
 
 pub mod codes;
 pub mod dicom;
@@ -15,6 +17,7 @@ pub mod geometry;
 pub mod job;
 pub mod nifti;
 pub mod node;
+pub mod preview;
 pub mod source;
 pub mod volume;
 

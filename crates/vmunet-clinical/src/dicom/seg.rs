@@ -170,7 +170,7 @@ fn now() -> (String, String) {
 /// Packs `bits` (one bool per pixel) little-endian within each byte, as PS3.5 8.1.1 says.
 fn pack_bits(bits: impl Iterator<Item = bool>, out: &mut Vec<u8>, bit_offset: &mut usize) {
     for b in bits {
-        if *bit_offset % 8 == 0 {
+        if (*bit_offset).is_multiple_of(8) {
             out.push(0);
         }
         if b {
@@ -193,6 +193,12 @@ pub fn encode_seg(
 ) -> Result<(Vec<u8>, SegSummary), ClinicalError> {
     let [cols, rows, depth] = geometry.dims;
     let plane = cols * rows;
+    if cols > usize::from(u16::MAX) || rows > usize::from(u16::MAX) {
+        return Err(ClinicalError::unsupported(
+            refs.series_uid.as_str(),
+            format!("a {cols}x{rows} image does not fit DICOM's 16-bit Rows / Columns"),
+        ));
+    }
     if labels.len() != geometry.len() || refs.slices.len() != depth {
         return Err(ClinicalError::Model {
             path: refs.series_uid.clone().into(),
@@ -325,7 +331,7 @@ pub fn encode_seg(
                 vec![obj(vec![el(
                     tags::REFERENCED_SEGMENT_NUMBER,
                     VR::US,
-                    PrimitiveValue::from(s as u16),
+                    PrimitiveValue::from(s),
                 )])],
             ));
         }
@@ -432,39 +438,39 @@ pub fn encode_seg(
     o.put(el(
         tags::SAMPLES_PER_PIXEL,
         VR::US,
-        PrimitiveValue::from(1 as u16),
+        PrimitiveValue::from(1_u16),
     ));
     o.put(el(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"));
     o.put(el(
         tags::ROWS,
         VR::US,
-        PrimitiveValue::from(rows as u16 as u16),
+        PrimitiveValue::from(rows as u16),
     ));
     o.put(el(
         tags::COLUMNS,
         VR::US,
-        PrimitiveValue::from(cols as u16 as u16),
+        PrimitiveValue::from(cols as u16),
     ));
     let bits: u16 = if seg_type == SegType::Binary { 1 } else { 8 };
     o.put(el(
         tags::BITS_ALLOCATED,
         VR::US,
-        PrimitiveValue::from(bits as u16),
+        PrimitiveValue::from(bits),
     ));
     o.put(el(
         tags::BITS_STORED,
         VR::US,
-        PrimitiveValue::from(bits as u16),
+        PrimitiveValue::from(bits),
     ));
     o.put(el(
         tags::HIGH_BIT,
         VR::US,
-        PrimitiveValue::from(bits - 1 as u16),
+        PrimitiveValue::from(bits - 1),
     ));
     o.put(el(
         tags::PIXEL_REPRESENTATION,
         VR::US,
-        PrimitiveValue::from(0 as u16),
+        PrimitiveValue::from(0_u16),
     ));
     o.put(el(tags::NUMBER_OF_FRAMES, VR::IS, frames.len().to_string()));
 
@@ -496,7 +502,7 @@ pub fn encode_seg(
                 el(
                     tags::SEGMENT_NUMBER,
                     VR::US,
-                    PrimitiveValue::from(s.number as u16),
+                    PrimitiveValue::from(s.number),
                 ),
                 el(tags::SEGMENT_LABEL, VR::LO, s.name.as_str()),
                 el(tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC"),
