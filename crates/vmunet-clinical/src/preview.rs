@@ -31,7 +31,10 @@ pub fn preview(content: &Content, labels: &[u8], classes: usize) -> (RgbImage, u
             let k = (0..d)
                 .max_by_key(|&k| {
                     (
-                        labels[k * plane..(k + 1) * plane].iter().filter(|&&l| l > 0).count(),
+                        labels[k * plane..(k + 1) * plane]
+                            .iter()
+                            .filter(|&&l| l > 0)
+                            .count(),
                         std::cmp::Reverse(k.abs_diff(d / 2)),
                     )
                 })

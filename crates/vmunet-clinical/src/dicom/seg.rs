@@ -441,32 +441,12 @@ pub fn encode_seg(
         PrimitiveValue::from(1_u16),
     ));
     o.put(el(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"));
-    o.put(el(
-        tags::ROWS,
-        VR::US,
-        PrimitiveValue::from(rows as u16),
-    ));
-    o.put(el(
-        tags::COLUMNS,
-        VR::US,
-        PrimitiveValue::from(cols as u16),
-    ));
+    o.put(el(tags::ROWS, VR::US, PrimitiveValue::from(rows as u16)));
+    o.put(el(tags::COLUMNS, VR::US, PrimitiveValue::from(cols as u16)));
     let bits: u16 = if seg_type == SegType::Binary { 1 } else { 8 };
-    o.put(el(
-        tags::BITS_ALLOCATED,
-        VR::US,
-        PrimitiveValue::from(bits),
-    ));
-    o.put(el(
-        tags::BITS_STORED,
-        VR::US,
-        PrimitiveValue::from(bits),
-    ));
-    o.put(el(
-        tags::HIGH_BIT,
-        VR::US,
-        PrimitiveValue::from(bits - 1),
-    ));
+    o.put(el(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(bits)));
+    o.put(el(tags::BITS_STORED, VR::US, PrimitiveValue::from(bits)));
+    o.put(el(tags::HIGH_BIT, VR::US, PrimitiveValue::from(bits - 1)));
     o.put(el(
         tags::PIXEL_REPRESENTATION,
         VR::US,
@@ -499,11 +479,7 @@ pub fn encode_seg(
         .iter()
         .map(|s| {
             let mut v = vec![
-                el(
-                    tags::SEGMENT_NUMBER,
-                    VR::US,
-                    PrimitiveValue::from(s.number),
-                ),
+                el(tags::SEGMENT_NUMBER, VR::US, PrimitiveValue::from(s.number)),
                 el(tags::SEGMENT_LABEL, VR::LO, s.name.as_str()),
                 el(tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC"),
                 el(

@@ -14,67 +14,67 @@ use vmunet_onnx_ir::Model;
 const PINNED: [(&str, &str); 16] = [
     (
         "scan/int8-qdq-static",
-        "8d60408b7fe3ef17cb3ec095f7416c5271966fb19347943f78ae034deda671d6",
+        "97cb7c3bfa2e4ecb772b644c8c769f858b03cfea1fe7f2736e21845c65798d90",
     ),
     (
         "scan/int8-qoperator-static",
-        "46b91388ae86243dc3cd2e644866a9f049922b658ae20a43a38e108d6e1daa21",
+        "9bee5717e03509974a7151f9b143480ad6088569f320b9a34cc6f9a26602f4a0",
     ),
     (
         "scan/int8-qdq-dynamic",
-        "6f03ddba048b6e8c43c7af94c7598672e93b9c0f280e602ede5913be890d383b",
+        "a9703ebfd04f5726e9a13caf25764a0e1699f5192d22381afa34145aed68bfc4",
     ),
     (
         "scan/int8-qoperator-dynamic",
-        "bd0e61246a1424c9cfd083cad230089af03a824ce2732af23ad612fbdfabdb09",
+        "f983af39cf3fd7ed4c9d69e86d5e8f7407ce33f60abf438e14b68a142ff57edf",
     ),
     (
         "scan/int8-qdq-entropy-u8-symmetric-all",
-        "7049d6374b46140d6a5ce747321ba058b6a0cc3f02005e2c52ca996b35e28bc2",
+        "25db9916f0b68adaa8fbf7e5ecd3003792b4fbf8c25e7fb33cab18f853873799",
     ),
     (
         "scan/int8-qoperator-percentile-u8-all",
-        "62c8314ddc10b3494cd746a3532cce6237650add4e1f7983255f3456ae535394",
+        "9f29a9baff051c48aaff9b53d353b840d76ce9873796605f350eae368e3eb70e",
     ),
     (
         "scan/fp16-default",
-        "79f7d1d94c10f0188445941315a41605ca5844f4866feb1f9ecf07b1c24162b0",
+        "709d98469f432567c20ee87fb6e3939589c794cffb1af53a31a61b4d42a01c84",
     ),
     (
         "scan/fp16-io32-layernorm16-patterns",
-        "d350927dfb26d011320fbb7797fa0f6b07c179cf49dcd77dda149bbb90794c3d",
+        "9bd1b37367e56201a9538430db1f6e8d76ad082fd04c4dd52af05b3d0643f9a7",
     ),
     (
         "custom/int8-qdq-static",
-        "91a0f23a7bc55aeb826cade2c02d784ee1baa9dbae6584602f6fd854a73da68a",
+        "12866d2cae20f2952c8ae3175697057e97168d0e4da2ec5236de91b9a0697c39",
     ),
     (
         "custom/int8-qoperator-static",
-        "55499a623145f14496df533101f9991a8115b414a0e1e00906d41c1c1c446328",
+        "95af3ebcefb53cf80509ff591fd5bfdf9b46affeeaefa293fb0eb8d0262c1219",
     ),
     (
         "custom/int8-qdq-dynamic",
-        "884b396c56dc26b3d70eca7f6f5be2f5d65ad06cb58c8ef3ef8c62bac48f625a",
+        "77c859cf3a88d0901121d60ba5b1e6551e958de38fd674eb47402301e63c4a38",
     ),
     (
         "custom/int8-qoperator-dynamic",
-        "63f7c11a48a868ab6f739200d509d99c4bfd28a51f5c536b29456a98be5ad9df",
+        "7de1ddbc69b21a8b4d9db799af8515b240d27ed6ebb2591378aac00afeef65aa",
     ),
     (
         "custom/int8-qdq-entropy-u8-symmetric-all",
-        "8f3025270fe431831d8638ebadbda0c88600fb24356d959f38edd713a5e2a675",
+        "8c09432d1fe06af12451d573f66d0a70ef8cda209d9fa901f0a854b23c746224",
     ),
     (
         "custom/int8-qoperator-percentile-u8-all",
-        "a4680da487147f633476bf068fc87f9d5e925c52a4e24380a6772afade11f8fa",
+        "6a14767e9c128924abd7994eb1020cd9e037b63e9fb3d953a6aafc6774015d2a",
     ),
     (
         "custom/fp16-default",
-        "a79e36cc704d91f52648a8a23e681aee2a46da4f162718864955ee44f9defc34",
+        "38d4fd3aae426499996990616fda1d973d10a9c5ebbbca38156905f33a97318d",
     ),
     (
         "custom/fp16-io32-layernorm16-patterns",
-        "30c7c121a7f98237df91f34f05ff6e932bb587209f35409031f178ec1d201f9d",
+        "5cf7fc04ec4bd3833d7faad8bb520b6c6cd4e20f153bd8adca5bca5cd78485b2",
     ),
 ];
 
