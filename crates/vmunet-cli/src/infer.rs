@@ -162,7 +162,15 @@ fn run_clinical(a: Args) -> Result<()> {
             .structures
             .iter()
             .filter(|s| s.voxels > 0)
-            .map(|s| format!("{} {:.1} mL", s.name, s.ml))
+            .map(|s| match s.ml {
+                Some(ml) => format!("{} {ml:.1} mL", s.name),
+                None => format!(
+                    "{} {} pixels ({:.1} %)",
+                    s.name,
+                    s.voxels,
+                    100.0 * s.voxels as f64 / (c * rows * d).max(1) as f64
+                ),
+            })
             .collect();
         println!(
             "{}: {c}x{rows}x{d} ({}), {} preprocessing at {}: read {:.2} s, model {:.2} s, total {:.2} s -> {}{}",

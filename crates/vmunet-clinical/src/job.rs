@@ -50,9 +50,10 @@ pub struct StructureVolume {
     pub coded: bool,
     /// Voxels.
     pub voxels: u64,
-    /// Millilitres (voxels x voxel volume; for photos, square millimetres / 1000 when the
-    /// file gives a pixel spacing).
-    pub ml: f64,
+    /// Millilitres (voxels x voxel volume); none for photos (an area, not a volume: see
+    /// `voxels`, the pixels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml: Option<f64>,
 }
 
 /// Seconds per stage.
@@ -246,6 +247,7 @@ impl ClinicalSegmenter {
             counts[usize::from(l)] += 1;
         }
         let voxel_ml = g.voxel_ml();
+        let is_volume = matches!(source.content, crate::Content::Volume(_));
         let structures = segments
             .iter()
             .map(|(s, known)| {
@@ -255,7 +257,7 @@ impl ClinicalSegmenter {
                     name: s.name.clone(),
                     coded: *known,
                     voxels: counts[k.min(255)],
-                    ml: counts[k.min(255)] as f64 * voxel_ml,
+                    ml: is_volume.then(|| counts[k.min(255)] as f64 * voxel_ml),
                 }
             })
             .collect();
