@@ -71,10 +71,7 @@ venv: $(VENV)/.ok $(VENV)/.triton-http-ok $(VENV)/.pillow-ok
 # Unit tests beside the code, fixture parity, CLI end-to-end tests (tests/: they drive the binary
 # and libvmunet_ort_ops.so, which the build makes first), then the deployment build, the aarch64
 # build under qemu, the CubeCL scan kernel against the host scan on burn-wgpu over lavapipe, and
-# the CUDA build (no GPU here: it must compile so GPU code cannot rot unseen). The CUDA code is
-# vmunet-scan's kernel and vmunet-train's backend (the CLI's `cuda` feature only turns on
-# `vmunet-train/cuda`), so the check stops at vmunet-train: the server, the clinical formats and
-# the deployment crates, which have no CUDA code, are not checked a second time. Every x86 build
+# the CUDA build (no GPU here: it must compile so GPU code cannot rot unseen). Every x86 build
 # shares one target folder ($(CARGO_TARGET_DIR)): the deployment, kernel and CUDA builds reuse the
 # dependencies they have in common with the main build. README "Testing" has the budget.
 test: toolchain
@@ -85,7 +82,7 @@ test: toolchain
 	$(MAKE) --no-print-directory test-deploy
 	$(MAKE) --no-print-directory test-jetson
 	$(MAKE) --no-print-directory test-kernel
-	$(PHASE) cuda-check $(CARGO) check -p vmunet-train --features cuda
+	$(PHASE) cuda-check $(CARGO) check -p vmunet-cli --features cuda
 
 # The binary against the libonnxruntime.so of ONNX Runtime 1.20.1, 1.23.2 and $(ORT_VERSION) (wheels
 # fetched once into build/ort/): forward matches tract within 1e-4 for every golden form, 1.19.2 is

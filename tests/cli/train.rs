@@ -185,6 +185,57 @@ fn train_and_eval_on_synapse_format() {
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["dataset"], "synapse");
+    // The checkpoint records the Synapse preprocessing; the export copies it, and
+    // --preprocessing overrides it.
+    let info = vmunet_model::checkpoint::inspect(&out.join("last.bpk")).unwrap();
+    assert_eq!(
+        info.preprocessing,
+        Some(vmunet_onnx_ir::Preprocessing::Synapse)
+    );
+    let onnx = dir.path().join("syn.onnx");
+    let o = run(&[
+        "export",
+        "--checkpoint",
+        s(&out.join("last.bpk")),
+        "--size",
+        "32",
+        "-o",
+        s(&onnx),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("preprocessing: synapse"),
+        "{}",
+        stdout(&o)
+    );
+    let meta = vmunet_onnx_ir::Model::read(&onnx)
+        .unwrap()
+        .metadata()
+        .unwrap();
+    assert_eq!(
+        meta.preprocessing,
+        Some(vmunet_onnx_ir::Preprocessing::Synapse)
+    );
+    let o = run(&[
+        "export",
+        "--checkpoint",
+        s(&out.join("last.bpk")),
+        "--size",
+        "32",
+        "--preprocessing",
+        "isic",
+        "-o",
+        s(&onnx),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta = vmunet_onnx_ir::Model::read(&onnx)
+        .unwrap()
+        .metadata()
+        .unwrap();
+    assert_eq!(
+        meta.preprocessing,
+        Some(vmunet_onnx_ir::Preprocessing::Isic)
+    );
     assert!(state["history"][0]["val_loss"]
         .as_f64()
         .unwrap()

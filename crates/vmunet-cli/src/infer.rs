@@ -45,6 +45,10 @@ pub struct Args {
     /// Slices per model run (volumes).
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// DICOM folders: segment this series (Series Instance UID) instead of the one with the
+    /// most images.
+    #[arg(long, value_name = "UID")]
+    series: Option<String>,
     /// Clinical sources: also write NAME_preview.png, the result over the source as a viewer
     /// shows it (for DICOM, the SEG read back from its file over the slice it labels most).
     #[arg(long)]
@@ -121,7 +125,7 @@ fn run_clinical(a: Args) -> Result<()> {
     let mut sources = Vec::new();
     for p in &a.images {
         let t = std::time::Instant::now();
-        let source = vmunet_clinical::read_source(p)?;
+        let source = vmunet_clinical::read_source_series(p, a.series.as_deref())?;
         sources.push((source, t.elapsed().as_secs_f64()));
     }
     let mut names = std::collections::BTreeSet::new();

@@ -31,6 +31,15 @@ pub use volume::{VolumeOptions, VolumeSegmenter};
 
 /// Reads a source: a DICOM folder or file, or a NIfTI file (`.nii`, `.nii.gz`).
 pub fn read_source(path: &std::path::Path) -> Result<Source, ClinicalError> {
+    read_source_series(path, None)
+}
+
+/// [`read_source`], segmenting the series `series` (a Series Instance UID) of a DICOM folder
+/// instead of the one the rule picks (the most images).
+pub fn read_source_series(
+    path: &std::path::Path,
+    series: Option<&str>,
+) -> Result<Source, ClinicalError> {
     if !path.exists() {
         return Err(ClinicalError::Io {
             path: path.to_path_buf(),
@@ -40,7 +49,7 @@ pub fn read_source(path: &std::path::Path) -> Result<Source, ClinicalError> {
     if nifti::is_nifti(path) {
         nifti::read_nifti(path)
     } else {
-        dicom::read::read_dicom(path)
+        dicom::read::read_dicom_series(path, series)
     }
 }
 

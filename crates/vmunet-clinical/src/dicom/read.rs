@@ -86,8 +86,14 @@ impl Instance {
 
 /// Reads a DICOM folder (a series) or file.
 pub fn read_dicom(path: &Path) -> Result<Source, ClinicalError> {
+    read_dicom_series(path, None)
+}
+
+/// [`read_dicom`], segmenting the series `series` (a Series Instance UID) of a folder instead
+/// of the one the rule picks.
+pub fn read_dicom_series(path: &Path, series: Option<&str>) -> Result<Source, ClinicalError> {
     if path.is_dir() {
-        read_folder(path)
+        read_folder_series(path, series)
     } else {
         read_file(path)
     }
@@ -134,6 +140,11 @@ fn summary(uid: &str, members: &[Instance]) -> SeriesSummary {
 /// Reads a folder: every DICOM image file under it, grouped by series; the series with the
 /// most images is segmented (ties: the lowest Series Number, then UID), the others reported.
 pub fn read_folder(dir: &Path) -> Result<Source, ClinicalError> {
+    read_folder_series(dir, None)
+}
+
+/// [`read_folder`] with the series to segment named (`None`: the rule's).
+pub fn read_folder_series(dir: &Path, wanted: Option<&str>) -> Result<Source, ClinicalError> {
     let mut files = Vec::new();
     files_under(dir, &mut files)?;
     files.sort();
@@ -181,8 +192,22 @@ pub fn read_folder(dir: &Path) -> Result<Source, ClinicalError> {
             .then(number(&a.1).cmp(&number(&b.1)))
             .then(a.0.cmp(&b.0))
     });
+    if let Some(w) = wanted {
+        let Some(at) = ranked.iter().position(|(u, _)| u == w) else {
+            let found: Vec<String> = ranked
+                .iter()
+                .map(|(u, m)| format!("{u} ({} images)", summary(u, m).images))
+                .collect();
+            return Err(ClinicalError::series(
+                dir,
+                format!("no series {w} in the folder (found: {})", found.join(", ")),
+            ));
+        };
+        let chosen = ranked.remove(at);
+        ranked.insert(0, chosen);
+    }
     let others: Vec<SeriesSummary> = ranked[1..].iter().map(|(u, m)| summary(u, m)).collect();
-    let (uid, members) = ranked.swap_remove(0);
+    let (uid, members) = ranked.remove(0);
     let chosen = summary(&uid, &members);
     let mut source = assemble(dir, SourceFormat::DicomSeries, members)?;
     if let Some(d) = source.dicom.as_mut() {

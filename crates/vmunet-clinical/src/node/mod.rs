@@ -221,7 +221,16 @@ fn process(
     summary: &mut NodeSummary,
 ) -> Result<(), ClinicalError> {
     let dir = incoming.join(series);
-    let key = series_key(series, &dir)?;
+    let key = match series_key(series, &dir) {
+        Ok(k) => k,
+        Err(e) => {
+            // The instances cannot be read back (removed, unreadable): nothing to segment; the
+            // next arrival for the series tries again.
+            log(&format!("series {series}: not segmented: {e}"));
+            summary.failed += 1;
+            return Ok(());
+        }
+    };
     let jerr = |e: vmunet_deploy::DeployError| ClinicalError::format("journal", e.to_string());
     if let Some((Event::Done, _)) = journal.last(&key) {
         log(&format!(
