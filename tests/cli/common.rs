@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// The `vmunet` binary built beside this test (`VMUNET_BIN` overrides).
 pub fn bin() -> PathBuf {
@@ -141,4 +142,16 @@ pub fn python_check(
     assert!(out.status.success(), "{}: {text}", model.display());
     assert!(text.contains("onnx.checker: OK"), "{text}");
     text
+}
+
+/// Waits until `cond` holds (or panics after `secs`).
+pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }

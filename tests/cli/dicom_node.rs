@@ -34,17 +34,6 @@ fn have(tool: &str) -> bool {
     ok
 }
 
-fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The node on `port`, its log in `out/../node-N.log`.
 struct Node {
     child: Child,

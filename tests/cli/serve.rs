@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -101,18 +101,6 @@ fn sha256(p: &Path) -> String {
     let mut h = String::new();
     let _ = write!(h, "{}", text.split_whitespace().next().unwrap_or(""));
     h
-}
-
-/// Waits until `cond` holds (or panics after `secs`).
-fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 fn sigterm(child: &mut Child) -> std::process::ExitStatus {

@@ -129,8 +129,16 @@ fn run_volumes(a: &Args, truth: &std::path::Path) -> Result<()> {
         (label, metrics.summary())
     };
     let report = EvalReport::Synapse { model, summary };
+    print_report(&report, a.json.as_deref())
+}
+
+/// Prints the report's table and writes its JSON to `json` when asked.
+fn print_report(
+    report: &vmunet_train::eval::EvalReport,
+    json: Option<&std::path::Path>,
+) -> Result<()> {
     print!("{}", report.markdown());
-    if let Some(p) = &a.json {
+    if let Some(p) = json {
         let text = serde_json::to_string_pretty(&report.to_json())?;
         vmunet_data::write_atomic(p, text.as_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
@@ -168,11 +176,5 @@ pub fn run(a: Args) -> Result<()> {
         }
         (None, None) => anyhow::bail!("give --checkpoint FILE or --model FILE.onnx"),
     };
-    print!("{}", report.markdown());
-    if let Some(p) = &a.json {
-        let text = serde_json::to_string_pretty(&report.to_json())?;
-        vmunet_data::write_atomic(p, text.as_bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    Ok(())
+    print_report(&report, a.json.as_deref())
 }
