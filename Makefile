@@ -31,6 +31,8 @@ include mk/cbuild.mk
 include mk/lavapipe.mk
 include mk/browser.mk
 include mk/clinical.mk
+# The Python package: its wheels and its pytest suite.
+include mk/python.mk
 # The aarch64 (Jetson) cross build and its qemu tests.
 X86_BIN ?= $(BIN_DEBUG)
 include mk/jetson.mk
@@ -66,7 +68,7 @@ $(VENV)/.pillow-ok: | $(VENV)/.ok
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check pillow==$(PILLOW_VERSION)
 	touch $@
 
-venv: $(VENV)/.ok $(VENV)/.triton-http-ok $(VENV)/.pillow-ok
+venv: $(VENV)/.ok $(VENV)/.triton-http-ok $(VENV)/.pillow-ok $(VENV)/.maturin-ok
 
 # Unit tests beside the code, fixture parity, CLI end-to-end tests (tests/: they drive the binary
 # and libvmunet_ort_ops.so, which the build makes first), then the deployment build, the aarch64
@@ -77,8 +79,10 @@ venv: $(VENV)/.ok $(VENV)/.triton-http-ok $(VENV)/.pillow-ok
 test: toolchain
 	$(PHASE) setup $(MAKE) --no-print-directory venv hdf5 cbuild lavapipe browser clinical
 	$(PHASE) fmt $(CARGO) fmt --all -- --check
+	@$(MAKE) --no-print-directory python-venv-start
 	$(PHASE) build $(BUILD_ALL)
 	$(PHASE) workspace-tests env VMUNET_BIN=$(BIN_DEBUG) $(CARGO) test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory test-python
 	$(MAKE) --no-print-directory test-deploy
 	$(MAKE) --no-print-directory test-jetson
 	$(MAKE) --no-print-directory test-kernel

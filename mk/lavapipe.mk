@@ -65,4 +65,5 @@ endif
 
 test-kernel: toolchain
 	@echo "test-kernel: VK_ICD_FILENAMES=$${VK_ICD_FILENAMES:-<system drivers>}"
+	@python3 mk/unify-check.py $(CARGO) --kernel
 	$(PHASE) kernel-test $(CARGO) test -p vmunet-scan --features wgpu --test cube_kernel -- --nocapture

@@ -11,7 +11,17 @@ it; nothing is built), the list of what cargo would compile with which features,
 `cargo tree` merges a crate's build-script and library uses into one line and hides exactly the
 differences that matter here.
 
+The Python test wheel (`make test-python`: maturin builds `-p vmunet-python` at the dev
+profile) must reuse the full build the same way, our own crates included (a difference there
+recompiles them and everything of ours above): `--python` checks that build instead.
+
+`--kernel` checks the kernel test's build (`make test-kernel`: `-p vmunet-scan --features
+wgpu`, which depends on the hack through its GPU features): everything below burn and CubeCL
+(serde, syn, regex, ...) must be the full build's.
+
 usage: mk/unify-check.py CARGO DEPLOY_FEATURES
+       mk/unify-check.py CARGO --python
+       mk/unify-check.py CARGO --kernel
 """
 import json
 import os
@@ -49,28 +59,41 @@ def units(cargo, args):
 def main():
     cargo, deploy = sys.argv[1], sys.argv[2]
     full = units(cargo, ["--workspace", "--all-targets"])
-    dep = units(cargo, ["-p", "vmunet-cli", "--no-default-features", "--features", deploy])
+    python = deploy == "--python"
+    if deploy == "--kernel":
+        # burn and CubeCL are compiled with their GPU features there: expected to differ.
+        what = "kernel test build"
+        allowed = re.compile(r"^(vmunet-.*|burn.*|cubecl.*)$")
+        dep = units(cargo, ["-p", "vmunet-scan", "--features", "wgpu", "--test", "cube_kernel"])
+    elif python:
+        what = "Python test wheel"
+        allowed = re.compile(r"^vmunet-python$")
+        dep = units(cargo, ["-p", "vmunet-python"])
+    else:
+        what = "deployment build"
+        allowed = ALLOWED
+        dep = units(cargo, ["-p", "vmunet-cli", "--no-default-features", "--features", deploy])
     bad = []
     for key, feature_sets in sorted(dep.items()):
-        if ALLOWED.match(key[0]) or key not in full:
+        if allowed.match(key[0]) or key not in full:
             continue
         for feats in sorted(feature_sets):
             if feats not in full[key]:
                 bad.append((key, feats, sorted(full[key])))
     for (name, version, mode, kind, _), feats, want in bad:
         print(
-            f"unify-check: {name} {version} ({kind}, {mode}): deployment build {list(feats)}, "
+            f"unify-check: {name} {version} ({kind}, {mode}): {what} {list(feats)}, "
             f"full build {[list(w) for w in want]}",
             file=sys.stderr,
         )
     if bad:
         print(
-            "unify-check: add these features to crates/vmunet-workspace-hack/Cargo.toml, or the "
-            "deployment build recompiles everything above them",
+            "unify-check: add these features to crates/vmunet-workspace-hack/Cargo.toml (our own "
+            f"crates: to crates/vmunet-python/Cargo.toml), or the {what} recompiles everything above them",
             file=sys.stderr,
         )
         return 1
-    print(f"unify-check: the deployment build's {sum(map(len, dep.values()))} units reuse the full build's features")
+    print(f"unify-check: the {what}'s {sum(map(len, dep.values()))} units reuse the full build's features")
     return 0
 
 

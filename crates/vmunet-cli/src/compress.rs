@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use vmunet_compress::{
-    sensitivity, sensitivity_table, size_line, to_fp16, CalibrationSet, CompressInput, Fp16Options,
-    Int8Request,
+    fp16_file, int8_file, sensitivity, sensitivity_table, CompressOutcome, CompressSource,
+    Fp16Options, Int8Job, Int8Request,
 };
 
 /// Arguments of `vmunet compress`.
@@ -58,17 +58,13 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn read(&self) -> Result<(CompressInput, Option<CalibrationSet>)> {
-        let input = CompressInput::read(&self.model, self.size)?;
-        let calib = match &self.calib {
-            Some(dir) => Some(CalibrationSet::from_dir(
-                dir,
-                self.calib_count,
-                &input.preprocess,
-            )?),
-            None => None,
-        };
-        Ok((input, calib))
+    fn source(&self) -> CompressSource {
+        CompressSource {
+            model: self.model.clone(),
+            size: self.size,
+            calib: self.calib.clone(),
+            calib_count: self.calib_count,
+        }
     }
 }
 
@@ -145,64 +141,52 @@ pub fn run(a: Args) -> Result<()> {
     }
 }
 
-/// Writes `model` to `path`; returns its size.
-fn write(model: &vmunet_onnx_ir::Model, path: &std::path::Path) -> Result<u64> {
-    model
-        .write(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+/// Prints a step's report: JSON, or the words.
+fn print(outcome: &CompressOutcome, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome.json)?);
+    } else {
+        print!("{}", outcome.text);
+    }
+    Ok(())
 }
 
 fn fp16(a: Fp16Args) -> Result<()> {
-    let (input, calib) = a.model.read()?;
-    let calib = calib.unwrap_or_else(|| CalibrationSet::synthetic(4, &input.preprocess));
     let opts = Fp16Options {
         keep_fp32: a.keep_fp32.clone(),
         keep_io_fp32: a.keep_io_fp32,
         keep_layernorm_fp32: !a.layernorm_fp16,
         keep_scan_fp32: true,
     };
-    let (out, report) = to_fp16(&input.model, &opts, &calib)
-        .with_context(|| format!("converting {} to float16", input.path.display()))?;
-    let bytes = write(&out, &a.output)?;
-    if a.json {
-        let v = report.to_json(&input.path, &a.output, bytes);
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!("{}", report.summary());
-        println!("{}", size_line(&input.path, &a.output, bytes));
-    }
-    Ok(())
+    let outcome = fp16_file(&a.model.source(), &opts, &a.output).with_context(|| {
+        format!(
+            "converting {} to float16 into {}",
+            a.model.model.display(),
+            a.output.display()
+        )
+    })?;
+    print(&outcome, a.json)
 }
 
 fn int8(a: Int8Args) -> Result<()> {
-    let (input, calib) = a.model.read()?;
-    let profile = crate::args::load_profile(a.profile.as_deref())?;
-    if let Some(p) = &profile {
-        vmunet_compress::check_for_profile(&input.path, &input.model.metadata()?, p)?;
-    }
-    let opts = vmunet_compress::int8_for_target(
-        &a.quant,
-        a.exclude.clone(),
-        a.dynamic,
-        profile.as_ref(),
-        vmunet_target::Host::this_machine(),
-    )?;
-    let (out, report) = vmunet_compress::quantize(&input.model, &opts, calib.as_ref())
-        .with_context(|| format!("quantising {}", input.path.display()))?;
-    let bytes = write(&out, &a.output)?;
-    if a.json {
-        let v = report.to_json(&opts, &input.path, &a.output, bytes);
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!("{}", report.summary(&opts));
-        println!("{}", size_line(&input.path, &a.output, bytes));
-    }
-    Ok(())
+    let job = Int8Job {
+        request: a.quant.clone(),
+        exclude: a.exclude.clone(),
+        dynamic: a.dynamic,
+        profile: crate::args::load_profile(a.profile.as_deref())?,
+    };
+    let outcome = int8_file(&a.model.source(), &job, &a.output).with_context(|| {
+        format!(
+            "quantising {} into {}",
+            a.model.model.display(),
+            a.output.display()
+        )
+    })?;
+    print(&outcome, a.json)
 }
 
 fn sensitivity_cmd(a: SensitivityArgs) -> Result<()> {
-    let (input, calib) = a.model.read()?;
+    let (input, calib) = a.model.source().read()?;
     let calib = calib.context(
         "static int8 quantisation calibrates on real images: give --calib DIR (e.g. the training images)",
     )?;

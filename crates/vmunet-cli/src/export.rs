@@ -75,10 +75,5 @@ pub fn run(a: Args) -> Result<()> {
     let summary = export_to_file(&loaded, &request, profile.as_ref(), &a.output)
         .with_context(|| format!("exporting {} to {}", loaded.label, a.output.display()))?;
     println!("{summary}");
-    println!(
-        "preprocessing: {} ({})",
-        request.preprocessing_for(&loaded),
-        request.preprocessing_for(&loaded).describe()
-    );
     Ok(())
 }

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use vmunet_data::write_atomic;
-use vmunet_runtime::{timing_csv, ImageSet, Runtime, Segmenter, SegmenterOptions};
+use vmunet_runtime::{ImageSet, Runtime, Segmenter, SegmenterOptions};
 
 use crate::args::EngineArgs;
 
@@ -89,7 +88,7 @@ pub fn run(a: Args) -> Result<()> {
     if set.images.len() < 2 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let rows = segmenter.segment_set(&set, &a.out, |row| {
+    let (rows, csv_path) = segmenter.segment_set_to(&set, &a.out, a.csv.as_deref(), |row| {
         bar.println(format!(
             "{}: {}x{} -> {} (foreground {:.1}%, model {:.3} s, total {:.3} s)",
             row.image.display(),
@@ -103,8 +102,6 @@ pub fn run(a: Args) -> Result<()> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let csv_path = a.csv.clone().unwrap_or_else(|| a.out.join("timing.csv"));
-    write_atomic(&csv_path, timing_csv(&rows).as_bytes())?;
     let mean = rows.iter().map(|r| r.timing.inference).sum::<f64>() / rows.len().max(1) as f64;
     println!(
         "{} images with {} in {}: mean model time {:.3} s; masks and overlays in {}, timing in {}",

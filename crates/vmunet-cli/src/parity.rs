@@ -49,6 +49,7 @@ pub fn run(a: Args) -> Result<()> {
         max_images: a.max_images,
         size: a.size,
         threshold: a.threshold,
+        ort_library: None,
     };
     #[cfg(feature = "full")]
     let reference = match a.source.source() {

@@ -14,7 +14,8 @@
 //! - `report` (feature `report`): every compressed form of a checkpoint measured side by side;
 //! - for a device: [`check_for_profile`] and [`int8_for_target`] apply the device target's
 //!   check and int8 settings; [`CompressInput`] reads the model and the preprocessing its
-//!   calibration needs.
+//!   calibration needs;
+//! - [`fp16_file`] and [`int8_file`]: a whole step, file to file, as every front end runs it.
 //!
 //! Every step records itself in the model's metadata ([`vmunet_onnx_ir::CompressionStep`]).
 
@@ -24,6 +25,7 @@ pub mod calib;
 pub mod fp16;
 mod input;
 pub mod int8;
+mod job;
 mod policy;
 #[cfg(feature = "prune")]
 pub mod prune;
@@ -44,6 +46,7 @@ pub use calib::{CalibrationSet, Method, Stats, ValueStats};
 pub use fp16::{to_fp16, Fp16Options, Fp16Report, KeepReason};
 pub use input::CompressInput;
 pub use int8::{quantize, ActivationType, Format, Int8Options, Int8Report};
+pub use job::{fp16_file, int8_file, CompressOutcome, CompressSource, Int8Job};
 pub use policy::{scan_region, ScanRegion};
 #[cfg(feature = "prune")]
 pub use prune_job::{prune_checkpoint, FineTune, PruneJob, PruneOutcome};

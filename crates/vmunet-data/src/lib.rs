@@ -19,9 +19,7 @@ pub mod synthetic;
 pub use augment::{
     augment_isic, augment_synapse, resize_isic_sample, sample_seed, zoom, zoom_sample, ZoomOrder,
 };
-#[cfg(feature = "hdf5")]
-pub use dataset::SynapseVolumes;
-pub use dataset::{IsicDataset, Sample, Split, SynapseSlices, Volume};
+pub use dataset::{IsicDataset, Sample, Split, SynapseSlices, SynapseVolumes, Volume};
 pub use decode::{check_image, decode_image, decode_image_limited, load_image, DecodeLimits};
 pub use error::DataError;
 pub use files::{check_unique_stems, image_files, is_image_file, output_stem, IMAGE_EXTENSIONS};

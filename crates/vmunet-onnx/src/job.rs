@@ -69,15 +69,34 @@ pub struct ExportSummary {
     pub nodes: usize,
     /// File size.
     pub bytes: u64,
+    /// The preprocessing recorded for every front end.
+    pub preprocessing: vmunet_onnx_ir::Preprocessing,
 }
 
+impl ExportSummary {
+    /// The summary as JSON (the Python package's `ExportReport`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path.display().to_string(),
+            "opset": self.opset,
+            "scan": self.scan.to_string(),
+            "size": self.size,
+            "channels": self.channels,
+            "nodes": self.nodes,
+            "bytes": self.bytes,
+            "preprocessing": self.preprocessing.to_string(),
+        })
+    }
+}
+
+/// Two lines, as `vmunet export` prints them: the file, and the preprocessing it records.
 impl std::fmt::Display for ExportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hw = match self.size {
             Some(s) => format!("{s}, {s}"),
             None => "height, width".to_string(),
         };
-        write!(
+        writeln!(
             f,
             "wrote {} (opset {}, scan `{}`, input [batch, {}, {hw}], {} nodes, {:.1} MB)",
             self.path.display(),
@@ -86,6 +105,12 @@ impl std::fmt::Display for ExportSummary {
             self.channels,
             self.nodes,
             self.bytes as f64 / 1e6
+        )?;
+        write!(
+            f,
+            "preprocessing: {} ({})",
+            self.preprocessing,
+            self.preprocessing.describe()
         )
     }
 }
@@ -172,5 +197,6 @@ pub fn export_to_file(
         channels: loaded.config.input_channels,
         nodes,
         bytes: std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+        preprocessing: request.preprocessing_for(loaded),
     })
 }

@@ -70,6 +70,68 @@ impl ModelFile {
     }
 }
 
+impl ModelFile {
+    /// The typed metadata as JSON values, for front ends that hand it on (the Python package's
+    /// `Session` properties): input and output, input size, class names, activation,
+    /// preprocessing, precision, scan form, provenance and the compression history.
+    pub fn metadata_json(&self) -> serde_json::Value {
+        use vmunet_onnx_ir::InputSize;
+        let m = &self.metadata;
+        let text = |v: Option<String>| v.map_or(serde_json::Value::Null, serde_json::Value::from);
+        let dims = |input: &crate::ModelInput| -> Vec<serde_json::Value> {
+            input
+                .dims
+                .iter()
+                .map(|d| match d {
+                    crate::ModelDim::Fixed(v) => serde_json::Value::from(*v),
+                    crate::ModelDim::Free(s) => serde_json::Value::from(s.clone()),
+                })
+                .collect()
+        };
+        let (input_size, max_size) = match m.input_size {
+            Some(InputSize::Fixed { height, width }) => (serde_json::json!([height, width]), None),
+            Some(InputSize::Dynamic { max_size }) => (serde_json::Value::Null, max_size),
+            None => (serde_json::Value::Null, None),
+        };
+        serde_json::json!({
+            "path": self.path.display().to_string(),
+            "input": {
+                "name": self.input.name,
+                "shape": dims(&self.input),
+                "dtype": elem_name(self.input.elem),
+            },
+            "output": {
+                "name": self.output.name,
+                "shape": dims(&self.output),
+                "dtype": elem_name(self.output_elem),
+            },
+            "input_size": input_size,
+            "max_size": max_size,
+            "classes": m.class_names,
+            "activation": text(m.output_activation.map(|a| a.to_string())),
+            "preprocessing": text(m.preprocessing.map(|p| p.to_string())),
+            "precision": text(m.precision.map(|p| p.to_string())),
+            "scan": text(m.scan.map(|s| s.to_string())),
+            "chunk": m.chunk,
+            "toolkit_version": m.toolkit_version,
+            "source": m.source,
+            "source_sha256": m.source_sha256,
+            "config": m.config.as_deref().and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok()),
+            "history": m.compression,
+            "extra": m.extra.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<String, serde_json::Value>>(),
+        })
+    }
+}
+
+/// numpy's name for an ONNX element type (`float32`, `float16`; others by ONNX's name).
+fn elem_name(t: vmunet_onnx_ir::DataType) -> String {
+    match t {
+        vmunet_onnx_ir::DataType::Float => "float32".into(),
+        vmunet_onnx_ir::DataType::Float16 => "float16".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 /// This build and machine: what a deployer checks first on a new device.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SystemInfo {

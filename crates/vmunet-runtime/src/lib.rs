@@ -129,8 +129,9 @@ pub enum RuntimeError {
     },
 }
 
-/// A loaded model that runs NCHW float32 batches.
-pub trait Runtime {
+/// A loaded model that runs NCHW float32 batches. Runtimes are `Send`: a session opened on one
+/// thread runs on another (a server's worker, Python code that releases the GIL).
+pub trait Runtime: Send {
     /// Back-end and device that actually run, e.g. `tract (CPU)`.
     fn description(&self) -> String;
     /// The execution provider that runs the model (`CPU`, `CUDA`, `TensorRT`).

@@ -99,8 +99,12 @@ pub struct OrtRuntime {
     pub(crate) runs_done: usize,
 }
 
-/// The process's ONNX Runtime environment and the library it runs on (the first call decides).
-static ENV: OnceLock<Result<(ort::environment::Environment, OrtLibrary), String>> = OnceLock::new();
+/// The process's ONNX Runtime environment and the library it runs on: the first call that
+/// succeeds decides. A failed attempt (no library found, one too old) is not remembered, so
+/// a long-lived process (the Python package) can still open ONNX Runtime once it names one.
+static ENV: OnceLock<(ort::environment::Environment, OrtLibrary)> = OnceLock::new();
+/// Serialises the first initialisation.
+static ENV_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn ort_err(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Backend {
@@ -113,24 +117,25 @@ fn ort_err(e: impl std::fmt::Display) -> RuntimeError {
 fn environment(
     library: Option<&Path>,
 ) -> Result<&'static (ort::environment::Environment, OrtLibrary), RuntimeError> {
-    let env = ENV.get_or_init(|| {
-        let lib = crate::ort_lib::locate(library).map_err(|e| e.to_string())?;
-        let env = ort::init_from(&lib.path)
-            .map_err(|e| format!("cannot load {}: {e}", lib.path.display()))?
-            .with_name("vmunet")
-            .build()
-            .map_err(|e| {
-                format!(
-                    "cannot initialise ONNX Runtime from {}: {e}",
-                    lib.path.display()
-                )
-            })?;
-        Ok((env, lib))
-    });
-    env.as_ref().map_err(|m| RuntimeError::Backend {
-        runtime: "onnxruntime".into(),
-        message: m.clone(),
-    })
+    if let Some(env) = ENV.get() {
+        return Ok(env);
+    }
+    let _guard = ENV_INIT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = ENV.get() {
+        return Ok(env);
+    }
+    let lib = crate::ort_lib::locate(library).map_err(ort_err)?;
+    let env = ort::init_from(&lib.path)
+        .map_err(|e| ort_err(format!("cannot load {}: {e}", lib.path.display())))?
+        .with_name("vmunet")
+        .build()
+        .map_err(|e| {
+            ort_err(format!(
+                "cannot initialise ONNX Runtime from {}: {e}",
+                lib.path.display()
+            ))
+        })?;
+    Ok(ENV.get_or_init(|| (env, lib)))
 }
 
 impl OrtRuntime {

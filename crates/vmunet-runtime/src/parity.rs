@@ -337,6 +337,8 @@ pub struct ParityJob {
     pub size: usize,
     /// The largest max |logit diff| that passes.
     pub threshold: f32,
+    /// The `libonnxruntime.so` to load ([`crate::SessionOptions::ort_library`]).
+    pub ort_library: Option<PathBuf>,
 }
 
 /// Compares the export `job.model` with `reference` (a checkpoint in burn, with its label) in
@@ -372,6 +374,7 @@ pub fn check_export(
     let open = |kind| {
         let opts = crate::SessionOptions {
             runtime: Some(kind),
+            ort_library: job.ort_library.clone(),
             ..Default::default()
         };
         crate::Session::open(&job.model, &opts)

@@ -406,6 +406,24 @@ impl Segmenter {
     }
 }
 
+impl Segmenter {
+    /// What `vmunet infer` does with a set of images: [`Segmenter::segment_set`] into `out`,
+    /// then the timing table ([`timing_csv`]) written durably to `csv` (default
+    /// `out/timing.csv`). Returns the rows and the table's path.
+    pub fn segment_set_to(
+        &mut self,
+        set: &ImageSet,
+        out: &Path,
+        csv: Option<&Path>,
+        each: impl FnMut(&SegmentedFile),
+    ) -> Result<(Vec<SegmentedFile>, PathBuf), SegmentError> {
+        let rows = self.segment_set(set, out, each)?;
+        let csv = csv.map_or_else(|| out.join("timing.csv"), Path::to_path_buf);
+        vmunet_data::write_atomic(&csv, timing_csv(&rows).as_bytes())?;
+        Ok((rows, csv))
+    }
+}
+
 /// The per-image timing table (CSV with a header row).
 pub fn timing_csv(rows: &[SegmentedFile]) -> String {
     let mut csv = String::from(

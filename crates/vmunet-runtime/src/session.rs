@@ -26,6 +26,9 @@ pub struct SessionOptions {
     /// Open ONNX Runtime with its profiler on, for [`Runtime::op_profile`] (tract times its
     /// operators without it).
     pub op_profile: bool,
+    /// The `libonnxruntime.so` to load (first in the search order of
+    /// [`crate::ort_lib::locate`]; the Python package passes the `onnxruntime` package's).
+    pub ort_library: Option<std::path::PathBuf>,
 }
 
 /// An opened model: the runtime that runs it and what is known of its input.
@@ -65,6 +68,7 @@ impl Session {
                     path,
                     &OrtOptions {
                         profile: ort_profiler(options),
+                        library: options.ort_library.clone(),
                         ..OrtOptions::for_profile(profile)
                     },
                 )?),
@@ -83,6 +87,7 @@ impl Session {
                     &OrtOptions {
                         threads: options.threads,
                         profile: ort_profiler(options),
+                        library: options.ort_library.clone(),
                         ..Default::default()
                     },
                 )?),

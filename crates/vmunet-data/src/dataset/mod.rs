@@ -10,9 +10,7 @@ pub mod isic;
 pub mod synapse;
 
 pub use isic::{IsicDataset, Split};
-#[cfg(feature = "hdf5")]
-pub use synapse::SynapseVolumes;
-pub use synapse::{SynapseSlices, Volume};
+pub use synapse::{SynapseSlices, SynapseVolumes, Volume};
 
 /// One training sample: a planar float image and its per-pixel target.
 #[derive(Debug, Clone, PartialEq)]

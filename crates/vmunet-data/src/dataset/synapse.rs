@@ -319,52 +319,64 @@ mod h5 {
         }
         file.close().map_err(|e| h5_err(path, e))
     }
-
-    /// Test volumes of Synapse (`test_vol.txt` / `test_vol_h5`).
-    #[derive(Debug, Clone)]
-    pub struct SynapseVolumes {
-        files: Listed,
-    }
-
-    impl SynapseVolumes {
-        /// Reads `lists/lists_Synapse/test_vol.txt` and checks every listed
-        /// `test_vol_h5/<case>.npy.h5` exists.
-        pub fn open(root: &Path) -> Result<Self, DataError> {
-            Ok(Self {
-                files: Listed::open(root, "test_vol.txt", "test_vol_h5", ".npy.h5")?,
-            })
-        }
-
-        /// Number of volumes.
-        pub fn len(&self) -> usize {
-            self.files.names.len()
-        }
-
-        /// True when no volumes are listed (never, after a successful `open`).
-        pub fn is_empty(&self) -> bool {
-            self.files.names.is_empty()
-        }
-
-        /// Case name of volume `i` as listed.
-        pub fn name(&self, i: usize) -> Option<&str> {
-            self.files.name(i)
-        }
-
-        /// Path of volume `i`'s `.npy.h5`.
-        pub fn path(&self, i: usize) -> Option<PathBuf> {
-            self.files.path(i)
-        }
-
-        /// Reads volume `i`.
-        pub fn get(&self, i: usize) -> Result<Volume, DataError> {
-            let (name, path) = self.files.get(i)?;
-            read_volume_h5(&path, name)
-        }
-    }
 }
 
 #[cfg(feature = "hdf5")]
-pub use h5::{read_volume_h5, write_volume_h5, SynapseVolumes};
+pub use h5::{read_volume_h5, write_volume_h5};
+
+/// Without the `hdf5` feature (the Python wheel, the deployment build): `.npy.h5` volumes
+/// cannot be read, and saying so names the file.
+#[cfg(not(feature = "hdf5"))]
+pub fn read_volume_h5(path: &Path, _name: &str) -> Result<Volume, DataError> {
+    Err(format_err(
+        path,
+        "this build of vmunet reads HDF5 volumes only with the `hdf5` feature (the command-line \
+         tool's full build has it); convert the volume to .npz or NIfTI, or use that build"
+            .to_string(),
+    ))
+}
+
+/// Test volumes of Synapse (`test_vol.txt` / `test_vol_h5`).
+#[derive(Debug, Clone)]
+pub struct SynapseVolumes {
+    files: Listed,
+}
+
+impl SynapseVolumes {
+    /// Reads `lists/lists_Synapse/test_vol.txt` and checks every listed
+    /// `test_vol_h5/<case>.npy.h5` exists.
+    pub fn open(root: &Path) -> Result<Self, DataError> {
+        Ok(Self {
+            files: Listed::open(root, "test_vol.txt", "test_vol_h5", ".npy.h5")?,
+        })
+    }
+
+    /// Number of volumes.
+    pub fn len(&self) -> usize {
+        self.files.names.len()
+    }
+
+    /// True when no volumes are listed (never, after a successful `open`).
+    pub fn is_empty(&self) -> bool {
+        self.files.names.is_empty()
+    }
+
+    /// Case name of volume `i` as listed.
+    pub fn name(&self, i: usize) -> Option<&str> {
+        self.files.name(i)
+    }
+
+    /// Path of volume `i`'s `.npy.h5`.
+    pub fn path(&self, i: usize) -> Option<PathBuf> {
+        self.files.path(i)
+    }
+
+    /// Reads volume `i`.
+    pub fn get(&self, i: usize) -> Result<Volume, DataError> {
+        let (name, path) = self.files.get(i)?;
+        read_volume_h5(&path, name)
+    }
+}
 
 /// Writes one TransUNet-style training slice `.npz` (float32 `image` and `label`, (H, W)).
 pub fn write_slice_npz(
