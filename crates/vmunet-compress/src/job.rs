@@ -67,9 +67,23 @@ pub struct CompressOutcome {
 }
 
 /// Writes `model` durably to `path`; returns its size.
-fn write(model: &vmunet_onnx_ir::Model, path: &Path) -> Result<u64, CompressError> {
-    model.write(path)?;
-    Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+/// Writes `model` (compressed from `input`) durably to `output` and reports it: `summary`, the
+/// size line, and `json(bytes)`.
+fn write(
+    model: &vmunet_onnx_ir::Model,
+    input: &CompressInput,
+    output: &Path,
+    summary: String,
+    json: impl FnOnce(u64) -> serde_json::Value,
+) -> Result<CompressOutcome, CompressError> {
+    model.write(output)?;
+    let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+    Ok(CompressOutcome {
+        output: output.to_path_buf(),
+        bytes,
+        text: format!("{summary}{}\n", size_line(&input.path, output, bytes)),
+        json: json(bytes),
+    })
 }
 
 /// float16 weights and activations under the VM-UNet policy (`opts`), the range check on the
@@ -82,16 +96,8 @@ pub fn fp16_file(
     let (input, calib) = source.read()?;
     let calib = calib.unwrap_or_else(|| CalibrationSet::synthetic(4, &input.preprocess));
     let (out, report) = to_fp16(&input.model, opts, &calib)?;
-    let bytes = write(&out, output)?;
-    Ok(CompressOutcome {
-        output: output.to_path_buf(),
-        bytes,
-        text: format!(
-            "{}{}\n",
-            report.summary(),
-            size_line(&input.path, output, bytes)
-        ),
-        json: report.to_json(&input.path, output, bytes),
+    write(&out, &input, output, report.summary(), |bytes| {
+        report.to_json(&input.path, output, bytes)
     })
 }
 
@@ -128,15 +134,7 @@ pub fn int8_file(
         Host::this_machine(),
     )?;
     let (out, report) = quantize(&input.model, &opts, calib.as_ref())?;
-    let bytes = write(&out, output)?;
-    Ok(CompressOutcome {
-        output: output.to_path_buf(),
-        bytes,
-        text: format!(
-            "{}{}\n",
-            report.summary(&opts),
-            size_line(&input.path, output, bytes)
-        ),
-        json: report.to_json(&opts, &input.path, output, bytes),
+    write(&out, &input, output, report.summary(&opts), |bytes| {
+        report.to_json(&opts, &input.path, output, bytes)
     })
 }

@@ -77,6 +77,12 @@ def test_float16_in_and_out(tmp_path):
     assert np.abs(y16.astype(np.float32) - y32).max() < 0.05
 
 
+def test_big_endian_input_is_read_as_its_values():
+    x = np.load(GOLDEN / "tiny-input.npy")
+    s = vmunet.Session(GOLDEN / "tiny-scan.onnx")
+    np.testing.assert_array_equal(s.run(x.astype(">f4")), s.run(x))
+
+
 def test_compressed_model_history(tmp_path):
     out = tmp_path / "tiny-fp16.onnx"
     vmunet.compress.fp16(GOLDEN / "tiny-scan.onnx", out)

@@ -161,7 +161,7 @@ class Session(_Model):
         """Runs one NCHW batch; returns the logits (N, classes, H, W)."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"expected a numpy array, got {type(x).__name__}")
-        if x.dtype not in (np.float32, np.float16):
+        if x.dtype.kind != "f" or x.dtype.itemsize not in (2, 4):
             raise TypeError(f"expected a float32 or float16 array, got {x.dtype}")
         if x.ndim != 4:
             raise InputError(f"expected an NCHW array (4 dimensions), got shape {x.shape}")
