@@ -45,3 +45,28 @@ test-python: toolchain $(VENV)/.maturin-ok
 	$(PHASE) python-tests bash -c 'cd build && env -u ORT_DYLIB_PATH VMUNET_BIN=$(BIN_DEBUG) \
 	  VMUNET_REPO=$(abspath .) VMUNET_RAY_REPORT=$(abspath build/ray-throughput.md) \
 	  $(abspath $(PYTEST_VENV))/bin/python -m pytest -q -p no:cacheprovider $(abspath $(PY_CRATE)/tests)'
+
+# The aarch64 wheel of `make wheel` under qemu-user: Debian's arm64 CPython 3.11 and its
+# libraries extracted into build/py-aarch64/ (apt-get download; adds the arm64 architecture to
+# dpkg once), numpy and Pillow's aarch64 wheels from PyPI, then
+# crates/vmunet-python/tests/aarch64_check.py against masks the x86 binary writes. Not part of
+# `make test` (the release aarch64 wheel takes ~22 minutes to build on 2 cores).
+PY_A64 := build/py-aarch64
+PY_A64_DEBS := python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 zlib1g libexpat1 \
+  libffi8 libgcc-s1 libstdc++6 libbz2-1.0 liblzma5 libssl3 libsqlite3-0 libncursesw6 libtinfo6 \
+  libreadline8 libuuid1 libcrypt1 libnsl2 libtirpc3 libdb5.3 libgdbm6
+.PHONY: test-wheel-aarch64
+test-wheel-aarch64: $(VENV)/.ok
+	@w=$$(ls -t $(WHEEL_DIR)/vmunet-*aarch64.whl 2>/dev/null | head -n 1); \
+	[ -n "$$w" ] || { echo "test-wheel-aarch64: no aarch64 wheel in $(WHEEL_DIR): run make wheel" >&2; exit 1; }; \
+	set -e; if [ ! -x $(PY_A64)/root/usr/bin/python3.11 ]; then \
+	  dpkg --print-foreign-architectures | grep -qx arm64 || { $(JETSON_SUDO) dpkg --add-architecture arm64 && $(JETSON_SUDO) apt-get update -q; }; \
+	  mkdir -p $(PY_A64)/debs $(PY_A64)/root && cd $(PY_A64)/debs && apt-get download -q $(addsuffix :arm64,$(PY_A64_DEBS)) && \
+	  for d in *.deb; do dpkg-deb -x $$d ../root; done; cd - >/dev/null; fi; \
+	rm -rf $(PY_A64)/site $(PY_A64)/ref && mkdir -p $(PY_A64)/site; \
+	$(VENV)/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.11 \
+	  --platform manylinux_2_28_aarch64 numpy==2.4.6 pillow==$(PILLOW_VERSION) -d $(PY_A64)/wheels; \
+	for f in $(PY_A64)/wheels/*.whl $$w; do $(VENV)/bin/python -m zipfile -e $$f $(PY_A64)/site; done; \
+	$(BIN_DEBUG) infer --out $(PY_A64)/ref $$(ls $(SHARED)/data/isic2017/val/images/*.jpg | head -n 6) >/dev/null; \
+	QEMU_LD_PREFIX=$(abspath $(PY_A64)/root) PYTHONPATH=$(abspath $(PY_A64)/site) qemu-aarch64 $(PY_A64)/root/usr/bin/python3.11 \
+	  $(PY_CRATE)/tests/aarch64_check.py $(abspath .) $(SHARED) $(PY_A64)/ref

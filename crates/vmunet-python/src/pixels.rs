@@ -44,7 +44,7 @@ fn count(address: usize, shape: &[usize], elem_bytes: usize) -> PyResult<usize> 
     if n > 0 && address == 0 {
         return Err(error::input("array has no data (null address)"));
     }
-    if address % elem_bytes != 0 {
+    if !address.is_multiple_of(elem_bytes) {
         return Err(error::input("array data is not aligned"));
     }
     Ok(n)
