@@ -160,7 +160,7 @@ impl PySegmenter {
 
     /// Segments the pixel array at `address` (as [`PySegmenter::segment_pixels`]) and writes
     /// `STEM_mask.png` and `STEM_overlay.png` into `out`, as `vmunet infer` writes them.
-    /// Returns the record with the two paths.
+    /// Returns the row `segment_many` gives for a file, as JSON text.
     fn segment_pixels_to(
         &self,
         py: Python<'_>,
@@ -170,31 +170,19 @@ impl PySegmenter {
         stem: String,
     ) -> PyResult<String> {
         let img = crate::pixels::read_image(address, &shape)?;
-        let result = py.detach(|| {
-            let mut seg = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let s = seg.segment(&img).map_err(error::runtime)?;
+        let row = py.detach(|| {
             std::fs::create_dir_all(&out).map_err(|source| {
                 error::data(vmunet_data::DataError::Io {
                     path: out.clone(),
                     source,
                 })
             })?;
-            let (mask, overlay) = s
-                .write_images(&img, &out, &vmunet_runtime::OutputNames::new(stem.clone()))
-                .map_err(error::data)?;
-            Ok::<_, PyErr>((s, mask, overlay))
-        });
-        let (s, mask, overlay) = result?;
-        Ok(serde_json::json!({
-            "stem": stem,
-            "mask": mask,
-            "overlay": overlay,
-            "width": s.mask.width,
-            "height": s.mask.height,
-            "foreground": s.mask.foreground_fraction(),
-            "timing": s.timing,
-        })
-        .to_string())
+            let mut seg = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let names = vmunet_runtime::OutputNames::new(stem.clone());
+            seg.segment_named(Path::new(&stem), &names, &img, &out)
+                .map_err(error::segment)
+        })?;
+        serde_json::to_string(&row).map_err(error::general)
     }
 
     /// `vmunet infer` on files and folders: every image decoded first (a bad one stops the

@@ -77,7 +77,6 @@ impl ModelFile {
     pub fn metadata_json(&self) -> serde_json::Value {
         use vmunet_onnx_ir::InputSize;
         let m = &self.metadata;
-        let text = |v: Option<String>| v.map_or(serde_json::Value::Null, serde_json::Value::from);
         let dims = |input: &crate::ModelInput| -> Vec<serde_json::Value> {
             input
                 .dims
@@ -108,10 +107,10 @@ impl ModelFile {
             "input_size": input_size,
             "max_size": max_size,
             "classes": m.class_names,
-            "activation": text(m.output_activation.map(|a| a.to_string())),
-            "preprocessing": text(m.preprocessing.map(|p| p.to_string())),
-            "precision": text(m.precision.map(|p| p.to_string())),
-            "scan": text(m.scan.map(|s| s.to_string())),
+            "activation": m.output_activation.map(|a| a.to_string()),
+            "preprocessing": m.preprocessing.map(|p| p.to_string()),
+            "precision": m.precision.map(|p| p.to_string()),
+            "scan": m.scan.map(|s| s.to_string()),
             "chunk": m.chunk,
             "toolkit_version": m.toolkit_version,
             "source": m.source,

@@ -333,17 +333,29 @@ impl Segmenter {
         img: &DynamicImage,
         out: &Path,
     ) -> Result<SegmentedFile, SegmentError> {
+        self.segment_named(path, &OutputNames::for_image(path), img, out)
+    }
+
+    /// [`Segmenter::segment_to`] with the output names given: for images that arrive without
+    /// a file name of their own (pixels handed over by the Python package's Ray workers);
+    /// `image` names the source in errors and in the row.
+    pub fn segment_named(
+        &mut self,
+        image: &Path,
+        names: &OutputNames,
+        img: &DynamicImage,
+        out: &Path,
+    ) -> Result<SegmentedFile, SegmentError> {
         let seg = self.segment(img).map_err(|source| SegmentError::Runtime {
-            image: path.to_path_buf(),
+            image: image.to_path_buf(),
             source: Box::new(source),
         })?;
         let t = Instant::now();
-        let (mask_path, overlay_path) =
-            seg.write_images(img, out, &OutputNames::for_image(path))?;
+        let (mask_path, overlay_path) = seg.write_images(img, out, names)?;
         let mut timing = seg.timing;
         timing.postprocess += t.elapsed().as_secs_f64();
         Ok(SegmentedFile {
-            image: path.to_path_buf(),
+            image: image.to_path_buf(),
             mask: mask_path,
             overlay: overlay_path,
             width: img.width(),
@@ -404,9 +416,7 @@ impl Segmenter {
         }
         Ok(rows)
     }
-}
 
-impl Segmenter {
     /// What `vmunet infer` does with a set of images: [`Segmenter::segment_set`] into `out`,
     /// then the timing table ([`timing_csv`]) written durably to `csv` (default
     /// `out/timing.csv`). Returns the rows and the table's path.

@@ -243,7 +243,8 @@ class Segmenter(_Model):
 
     def _segment_to(self, image: np.ndarray, out: PathLike, stem: str) -> Dict[str, Any]:
         """Segments a decoded ``uint8`` array and writes ``STEM_mask.png`` and
-        ``STEM_overlay.png`` into ``out`` as ``vmunet infer`` does; returns the record."""
+        ``STEM_overlay.png`` into ``out`` as ``vmunet infer`` does; returns the row
+        ``segment_many`` gives for a file (mask and overlay paths, size, timing, foreground)."""
         if image.dtype != np.uint8:
             raise TypeError(f"expected a uint8 image array, got {image.dtype}")
         a = np.ascontiguousarray(image)
